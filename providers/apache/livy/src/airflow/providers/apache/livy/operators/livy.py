@@ -418,13 +418,14 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
             return None
 
     def _record_of(self, external_id: JsonValue) -> BatchRecord:
-        """The record behind an external id this operator produced (the tracked one if it matches)."""
+        """
+        The record behind an external id this operator produced.
+
+        The mixin hands back the value it read from the store; if this try has since learned more
+        about the same submission (its id, found by name), the tracked record wins.
+        """
         record = BatchRecord.from_stored(external_id)
-        if (
-            self._record is not None
-            and self._record.batch_id == record.batch_id
-            and self._record.name == record.name
-        ):
+        if self._record is not None and self._record.same_submission(record):
             return self._record
         self._track(record)
         return record
@@ -634,15 +635,20 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         )
 
     def _async_auth_type(self) -> type | None:
-        """The ``aiohttp`` auth class matching ``livy_conn_auth_type``, for the triggerer."""
+        """
+        The ``aiohttp`` auth class the triggerer must use for ``livy_conn_auth_type``.
+
+        ``livy_conn_auth_type`` is a ``requests`` auth class (the worker submits with ``requests``);
+        only basic auth has an ``aiohttp`` counterpart.
+        """
         auth_type = self._livy_conn_auth_type
-        if auth_type is None or auth_type is requests.auth.HTTPBasicAuth:
+        if auth_type is None:
             return None
-        if isinstance(auth_type, type) and issubclass(auth_type, aiohttp.BasicAuth):
-            return auth_type
+        if auth_type is requests.auth.HTTPBasicAuth:
+            return aiohttp.BasicAuth
         raise AirflowException(
-            f"deferrable=True waits through aiohttp, which cannot use {auth_type!r}; pass "
-            "livy_conn_auth_type=aiohttp.BasicAuth (or a subclass), or use deferrable=False"
+            f"deferrable=True waits through aiohttp, which has no counterpart of {auth_type!r}; use "
+            "livy_conn_auth_type=None or requests.auth.HTTPBasicAuth, or deferrable=False"
         )
 
     def _inject_openlineage_properties(self, context: Context) -> None:

@@ -79,6 +79,12 @@ class BatchRecord:
             and self.delivered_try is None
         )
 
+    def same_submission(self, other: BatchRecord) -> bool:
+        """Whether ``other`` describes the same submission (names are unique; legacy records: the id)."""
+        if self.name is not None or other.name is not None:
+            return self.name == other.name
+        return self.batch_id == other.batch_id
+
     def describe(self) -> str:
         """Short text naming the batch, for logs and errors."""
         if self.name is None:

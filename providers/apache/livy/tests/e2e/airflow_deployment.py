@@ -1,0 +1,738 @@
+"""
+A real Airflow 3.3 deployment on the loopback interface, with the Livy stand-in, for end-to-end tests.
+
+Used by the e2e tests (``conftest.py``) and by ``dev/demo.py``; this is the only copy.
+
+* :class:`Deployment` makes a scratch ``AIRFLOW_HOME`` (LocalExecutor, SQLite), copies DAG files into
+  its dags folder, runs ``airflow db migrate`` and starts the Livy stand-in, ``airflow api-server``,
+  ``airflow scheduler`` and ``airflow dag-processor``, each in its own process group, all bound to
+  127.0.0.1. It talks to the public REST API (no token: the simple auth manager makes everyone admin)
+  and to the stand-in's ``/admin`` endpoints, finds worker processes in ``/proc`` and SIGKILLs them.
+  :meth:`Deployment.stop` ends every process it started, by pid, including task processes (each in a
+  process group of its own) and the ones a killed supervisor orphaned.
+* :func:`run_crash_scenario` triggers one run, kills the worker at the chosen point, waits for the
+  end and collects what Livy and Airflow saw, with a timeline.
+
+No state-changing request leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+LOOPBACK = "127.0.0.1"
+TERMINAL_TI_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
+RECONNECT_MESSAGE = "Reconnecting to existing job"
+RUN_ID_CONF_KEY = "spark.airflow.run_id"
+"""The Spark conf key the example DAG sets to the run id: how a batch is traced back to its run."""
+
+_POLL_LINE = re.compile(r"batch .* is (starting|running|recovering)")
+_SUPERVISOR_TITLE = "airflow worker -- LocalExecutor"
+
+
+class DeploymentError(RuntimeError):
+    """The deployment could not start or did not behave in time; the message says what and where."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(
+    what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.5, diagnose: str = ""
+) -> Any:
+    """Call ``probe`` until it returns something truthy; raise DeploymentError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            result = probe()
+        except (requests.RequestException, DeploymentError) as error:
+            result, last_error = None, error
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_error})" if last_error else ""
+            raise DeploymentError(f"timed out after {timeout:.0f} s waiting for {what}{detail}{diagnose}")
+        time.sleep(interval)
+
+
+# ---- /proc -------------------------------------------------------------------------------------------
+
+
+def _read_proc(pid: int, entry: str) -> bytes | None:
+    try:
+        return Path(f"/proc/{pid}/{entry}").read_bytes()
+    except OSError:  # gone, or not ours
+        return None
+
+
+def _all_pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def parent_of(pid: int) -> int | None:
+    """The parent pid, from ``/proc/<pid>/stat`` (the command name may hold spaces and parentheses)."""
+    stat = _read_proc(pid, "stat")
+    if stat is None:
+        return None
+    fields = stat.rsplit(b")", 1)[1].split()
+    if fields[0] == b"Z":  # a zombie is dead already
+        return None
+    return int(fields[1])
+
+
+def cmdline(pid: int) -> str:
+    """The command line (after ``setproctitle``, the process title); "" if the process is gone."""
+    raw = _read_proc(pid, "cmdline") or b""
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def descendants(root: int) -> list[int]:
+    """Every live descendant of ``root``, parents before children."""
+    children: dict[int, list[int]] = {}
+    for pid in _all_pids():
+        ppid = parent_of(pid)
+        if ppid is not None:
+            children.setdefault(ppid, []).append(pid)
+    found: list[int] = []
+    todo = list(children.get(root, []))
+    while todo:
+        pid = todo.pop(0)
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live (not zombie) process."""
+    return parent_of(pid) is not None
+
+
+# ---- The deployment ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Component:
+    """One server process started by the deployment, leader of its own process group."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(text[-lines:])
+
+
+class Deployment:
+    """
+    Airflow 3.3 (api-server, scheduler, dag-processor; LocalExecutor, SQLite) plus the Livy stand-in.
+
+    :param home: the ``AIRFLOW_HOME`` to use; created if missing. Reusing a home keeps its migrated
+        database (a warm start).
+    :param dag_files: DAG files copied into ``<home>/dags``.
+    :param parallelism: ``[core] parallelism``: how many tasks may run at once.
+    :param log: called with one line of progress at a time (default: nothing).
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        dag_files: Sequence[Path],
+        *,
+        parallelism: int = 4,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.home = Path(home).resolve()
+        self.dag_files = [Path(p) for p in dag_files]
+        self.parallelism = parallelism
+        self._log = log or (lambda line: None)
+        self.marker = uuid.uuid4().hex
+        self.components: dict[str, Component] = {}
+        self.api_port = 0
+        self.livy_port = 0
+        self.env: dict[str, str] = {}
+        self.extra_pids: set[int] = set()  # task processes and orphans seen; ended by pid in stop()
+        self.http = requests.Session()
+        self.http.trust_env = False  # never through a proxy: everything is on 127.0.0.1
+        self.started_at = time.monotonic()
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def process_log_dir(self) -> Path:
+        return self.home / "process-logs"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.api_port}"
+
+    @property
+    def livy_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.livy_port}"
+
+    def __enter__(self) -> Deployment:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self, dag_ids: Iterable[str] = ()) -> None:
+        """Migrate, start every process and wait until the API answers and ``dag_ids`` are parsed."""
+        self.started_at = time.monotonic()
+        dags = self.home / "dags"
+        dags.mkdir(parents=True, exist_ok=True)
+        self.process_log_dir.mkdir(parents=True, exist_ok=True)
+        for dag_file in self.dag_files:
+            shutil.copy2(dag_file, dags / dag_file.name)
+        self.api_port = free_port()
+        self._start_standin()
+        self.env = self._airflow_env()
+        self._migrate()
+        self._start_airflow("api-server", "--workers", "1", "--host", LOOPBACK, "--port", str(self.api_port))
+        self._start_airflow("scheduler", "--skip-serve-logs")
+        self._start_airflow("dag-processor")
+        wait_until("the Airflow API to answer", self._api_healthy, 120, diagnose=self._where())
+        self._log(f"Airflow API ready at {self.api_url} ({self.elapsed():.0f} s)")
+        for dag_id in dag_ids:
+            self.wait_for_dag(dag_id)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """
+        End every process this deployment started, by pid; idempotent.
+
+        SIGTERM to each process group, SIGKILL to the groups still alive after ``grace`` s, then
+        SIGKILL to any remaining process of this deployment (task processes run in process groups of
+        their own, and a killed supervisor leaves its task process orphaned). A process counts as
+        ours only if its environment carries this deployment's marker.
+        """
+        ours = set(self.extra_pids)
+        for component in self.components.values():
+            ours.update(descendants(component.pid))
+        ours.update(self._marked_pids())
+        for component in self.components.values():
+            if component.process.poll() is None:
+                _signal_group(component.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for component in self.components.values():
+            try:
+                component.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(component.pid, signal.SIGKILL)
+                component.process.wait(timeout=10)
+        ours.update(self._marked_pids())
+        for pid in ours:
+            if self._is_ours(pid):
+                _signal_pid(pid, signal.SIGKILL)
+        wait_until("the deployment's processes to exit", lambda: not self.leftover_pids(), 15)
+        self.http.close()
+
+    def leftover_pids(self) -> list[int]:
+        """Processes of this deployment still alive (should be empty after :meth:`stop`)."""
+        alive_components = [c.pid for c in self.components.values() if c.process.poll() is None]
+        return sorted(set(alive_components) | set(self._marked_pids()))
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started_at
+
+    def _marked_pids(self) -> list[int]:
+        return [pid for pid in _all_pids() if pid != os.getpid() and self._is_ours(pid)]
+
+    def _is_ours(self, pid: int) -> bool:
+        environ = _read_proc(pid, "environ")
+        return (
+            environ is not None
+            and f"LIVY_E2E_DEPLOYMENT={self.marker}".encode() in environ.split(b"\0")
+            and alive(pid)
+        )
+
+    def _base_env(self) -> dict[str, str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("AIRFLOW") and key.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+        }
+        env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+        env["LIVY_E2E_DEPLOYMENT"] = self.marker
+        env["PYTHONUNBUFFERED"] = "1"
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        return env
+
+    def _airflow_env(self) -> dict[str, str]:
+        home = str(self.home)
+        conn = {"conn_type": "livy", "host": LOOPBACK, "port": self.livy_port, "schema": "http"}
+        return {
+            **self._base_env(),
+            "AIRFLOW_HOME": home,
+            "AIRFLOW__CORE__DAGS_FOLDER": f"{home}/dags",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__API__HOST": LOOPBACK,
+            "AIRFLOW__API__PORT": str(self.api_port),
+            "AIRFLOW__API__BASE_URL": self.api_url,
+            "AIRFLOW__API_AUTH__JWT_SECRET": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "10",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "1",
+            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "2",
+            "AIRFLOW_CONN_LIVY_DEFAULT": json.dumps(conn),
+        }
+
+    def _start_standin(self) -> None:
+        port_file = self.home / "livy-standin.port"
+        port_file.unlink(missing_ok=True)
+        self._spawn(
+            "livy-standin",
+            [sys.executable, "-m", "livy_standin", "--host", LOOPBACK, "--port", "0"]
+            + ["--port-file", str(port_file)],
+            self._base_env(),
+        )
+        component = self.components["livy-standin"]
+
+        def bound() -> bool:
+            if component.process.poll() is not None:
+                raise DeploymentError(f"the Livy stand-in exited:\n{component.tail()}")
+            return port_file.exists()
+
+        wait_until("the Livy stand-in to bind", bound, 30)
+        self.livy_port = int(port_file.read_text().strip())
+        self._log(f"Livy stand-in listening at {self.livy_url}")
+
+    def _airflow(self, *args: str) -> list[str]:
+        binary = Path(sys.executable).parent / "airflow"
+        return [str(binary), *args] if binary.exists() else [sys.executable, "-m", "airflow", *args]
+
+    def _migrate(self) -> None:
+        log_path = self.process_log_dir / "db-migrate.log"
+        began = time.monotonic()
+        with log_path.open("ab") as out:
+            result = subprocess.run(
+                self._airflow("db", "migrate"),
+                env=self.env,
+                cwd=self.home,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=300,
+                check=False,
+            )
+        if result.returncode != 0:
+            raise DeploymentError(f"`airflow db migrate` failed (exit {result.returncode}); see {log_path}")
+        self._log(f"airflow db migrate: {time.monotonic() - began:.0f} s")
+
+    def _start_airflow(self, command: str, *args: str) -> None:
+        self._spawn(command, self._airflow(command, *args), self.env)
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        log_path = self.process_log_dir / f"{name}.log"
+        with log_path.open("ab") as out:
+            process = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=self.home,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, ended by its pid in stop()
+            )
+        self.components[name] = Component(name, process, log_path)
+
+    def _where(self) -> str:
+        return f"; process logs in {self.process_log_dir}"
+
+    def _check_components(self) -> None:
+        for component in self.components.values():
+            if component.process.poll() is not None:
+                raise DeploymentError(
+                    f"{component.name} exited with {component.process.returncode}; last lines of "
+                    f"{component.log_path}:\n{component.tail()}"
+                )
+
+    def _api_healthy(self) -> bool:
+        self._check_components()
+        reply = self.http.get(f"{self.api_url}/api/v2/monitor/health", timeout=5)
+        return reply.status_code == 200
+
+    # ---- Airflow REST API ----------------------------------------------------------------------
+
+    def api(self, method: str, path: str, body: Any = None, ok: Sequence[int] = (200,)) -> Any:
+        """Call the public REST API (``/api/v2`` + ``path``); raise DeploymentError on another status."""
+        reply = self.http.request(method, f"{self.api_url}/api/v2{path}", json=body, timeout=30)
+        if reply.status_code not in ok:
+            raise DeploymentError(f"{method} /api/v2{path} -> {reply.status_code}: {reply.text[:500]}")
+        return reply.json() if reply.content else None
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
+        """Wait until the dag-processor has parsed ``dag_id``; fail at once on an import error."""
+
+        def parsed() -> bool:
+            self._check_components()
+            errors = self.api("GET", "/importErrors")["import_errors"]
+            if errors:
+                raise_now = DeploymentError(
+                    "DAG import errors:\n" + "\n".join(f"{e['filename']}: {e['stack_trace']}" for e in errors)
+                )
+                raise _Fatal(raise_now)
+            reply = self.http.get(f"{self.api_url}/api/v2/dags/{dag_id}", timeout=10)
+            return reply.status_code == 200 and not reply.json().get("is_paused")
+
+        try:
+            wait_until(f"DAG {dag_id!r} to be parsed", parsed, timeout, interval=1, diagnose=self._where())
+        except _Fatal as fatal:
+            raise fatal.error from None
+        self._log(f"DAG {dag_id} parsed ({self.elapsed():.0f} s)")
+
+    def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Trigger a manual run of ``dag_id`` now."""
+        body = {"logical_date": None, "dag_run_id": run_id, "conf": conf or {}}
+        return self.api("POST", f"/dags/{dag_id}/dagRuns", body)
+
+    def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any] | None:
+        """The task instance (``state``, ``try_number``, ``id``, ...), or None if not created yet."""
+        reply = self.http.get(
+            f"{self.api_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}", timeout=30
+        )
+        if reply.status_code == 404:
+            return None
+        if reply.status_code != 200:
+            raise DeploymentError(f"task instance {dag_id}/{run_id}/{task_id}: {reply.status_code}")
+        return reply.json()
+
+    def wait_for_state(
+        self, dag_id: str, run_id: str, task_id: str, states: Iterable[str], timeout: float
+    ) -> dict[str, Any]:
+        """Wait until the task instance is in one of ``states``; return it."""
+        wanted = set(states)
+
+        def probe() -> dict[str, Any] | None:
+            ti = self.task_instance(dag_id, run_id, task_id)
+            return ti if ti is not None and ti["state"] in wanted else None
+
+        return wait_until(f"{dag_id}/{run_id}/{task_id} in {sorted(wanted)}", probe, timeout)
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        """The XCom value (JSON-decoded); raise DeploymentError if there is none."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+        return self.api("GET", path)["value"]
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+        """
+        The log of one try, as text: one line per structured event, ``LEVEL event key=value ...``.
+
+        The API answers ``{"content": [{"event": ..., "level": ..., "timestamp": ..., ...}], ...}``.
+        """
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+        reply = self.http.get(
+            f"{self.api_url}/api/v2{path}",
+            params={"full_content": "true"},
+            headers={"Accept": "application/json"},
+            timeout=30,
+        )
+        if reply.status_code != 200:
+            return ""
+        return "\n".join(_log_line(entry) for entry in reply.json().get("content") or [])
+
+    # ---- The Livy stand-in ---------------------------------------------------------------------
+
+    def livy(self, method: str, path: str, body: Any = None) -> Any:
+        """Call the stand-in (``/admin/...`` or Livy's own API)."""
+        reply = self.http.request(method, f"{self.livy_url}{path}", json=body, timeout=10)
+        if reply.status_code >= 400:
+            raise DeploymentError(f"Livy stand-in {method} {path} -> {reply.status_code}: {reply.text[:300]}")
+        return reply.json()
+
+    def livy_stats(self) -> dict[str, Any]:
+        """``{"posts", "batches_created", "requests": {...}}`` since the start (or the last reset)."""
+        return self.livy("GET", "/admin/stats")
+
+    def livy_batches(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        """Every batch the stand-in ever created; only those of ``run_id`` if given (by Spark conf)."""
+        batches = self.livy("GET", "/admin/batches")
+        if run_id is None:
+            return batches
+        return [b for b in batches if (b.get("conf") or {}).get(RUN_ID_CONF_KEY) == run_id]
+
+    # ---- Worker processes ----------------------------------------------------------------------
+
+    def worker_processes(self, ti_id: str) -> tuple[int, int]:
+        """
+        ``(task process, supervisor)`` pids of the running task instance ``ti_id``.
+
+        The task process titles itself ``airflow worker -- <ti id>``; its parent, the supervisor, is a
+        LocalExecutor worker (``airflow worker -- LocalExecutor: ...``) under the scheduler.
+        """
+        scheduler = self.components["scheduler"].pid
+        for pid in descendants(scheduler):
+            if cmdline(pid) == f"airflow worker -- {ti_id}":
+                supervisor = parent_of(pid)
+                if supervisor is None or not cmdline(supervisor).startswith(_SUPERVISOR_TITLE):
+                    raise DeploymentError(
+                        f"the parent of task process {pid} is {supervisor} ({cmdline(supervisor or 0)!r}), "
+                        "not a LocalExecutor worker"
+                    )
+                if scheduler not in _ancestors(supervisor):
+                    raise DeploymentError(f"supervisor {supervisor} is not under the scheduler {scheduler}")
+                self.extra_pids.add(pid)
+                return pid, supervisor
+        raise DeploymentError(f"no task process for task instance {ti_id} under the scheduler")
+
+    def sigkill(self, pid: int) -> None:
+        """SIGKILL one process of this deployment (refuses any other)."""
+        if not self._is_ours(pid):
+            raise DeploymentError(f"refusing to kill {pid}: not a live process of this deployment")
+        self.extra_pids.add(pid)
+        os.kill(pid, signal.SIGKILL)
+
+
+class _Fatal(Exception):
+    def __init__(self, error: DeploymentError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _ancestors(pid: int) -> list[int]:
+    found = []
+    while (parent := parent_of(pid)) not in (None, 0, 1):
+        found.append(parent)
+        pid = parent
+    return found
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _signal_pid(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _log_line(entry: Any) -> str:
+    if not isinstance(entry, dict):
+        return str(entry)
+    extras = " ".join(
+        f"{key}={value}"
+        for key, value in entry.items()
+        if key not in ("event", "level", "timestamp", "logger", "sources")
+    )
+    level = str(entry.get("level", "")).upper()
+    return f"{level} {entry.get('event', '')} {extras}".strip()
+
+
+# ---- One crash scenario ------------------------------------------------------------------------------
+
+
+@dataclass
+class Event:
+    """One line of a scenario's timeline."""
+
+    seconds: float
+    text: str
+
+
+@dataclass
+class CrashRun:
+    """What happened in one run: the timeline, what Livy saw and what Airflow recorded."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    kill: str | None
+    events: list[Event] = field(default_factory=list)
+    killed_pids: dict[str, int] = field(default_factory=dict)
+    final_state: str | None = None
+    try_number: int | None = None
+    batches: list[dict[str, Any]] = field(default_factory=list)
+    posts_during_run: int | None = None
+    return_value: Any = None
+    app_id: Any = None
+    logs: dict[int, str] = field(default_factory=dict)
+    error: str | None = None
+
+    def log(self, try_number: int) -> str:
+        return self.logs.get(try_number, "")
+
+    def describe(self) -> str:
+        """Everything, for an assertion message."""
+        timeline = "\n".join(f"  {e.seconds:6.1f}s  {e.text}" for e in self.events)
+        batches = "\n".join(f"  {b}" for b in self.batches)
+        logs = "\n".join(f"--- try {n} ---\n{text[-6000:]}" for n, text in sorted(self.logs.items()))
+        return (
+            f"{self.dag_id} / {self.run_id}: state={self.final_state} try={self.try_number} "
+            f"return_value={self.return_value!r} app_id={self.app_id!r} error={self.error}\n"
+            f"timeline:\n{timeline}\nLivy batches of this run:\n{batches}\ntask logs:\n{logs}"
+        )
+
+
+def run_crash_scenario(
+    deployment: Deployment,
+    dag_id: str,
+    run_id: str,
+    *,
+    kill: str | None,
+    conf: dict[str, Any] | None = None,
+    task_id: str = "spark_pi",
+    timeout: float = 240,
+    on_event: Callable[[Event], None] | None = None,
+) -> CrashRun:
+    """
+    Trigger ``dag_id`` and kill try 1 of ``task_id`` while it polls a running batch; wait for the end.
+
+    :param kill: ``"task"`` SIGKILLs the task process, ``"supervisor"`` its supervisor (the LocalExecutor
+        worker; the task process is orphaned and keeps polling), ``None`` kills nothing (a DAG whose
+        task kills itself).
+    :return: the run's record; ``error`` says what went wrong if the run did not end in time.
+    """
+    run = CrashRun(dag_id=dag_id, run_id=run_id, task_id=task_id, kill=kill)
+    began = time.monotonic()
+
+    def event(text: str) -> None:
+        run.events.append(Event(time.monotonic() - began, text))
+        if on_event is not None:
+            on_event(run.events[-1])
+
+    posts_before = deployment.livy_stats()["posts"]
+    deployment.trigger(dag_id, run_id, conf)
+    event(f"triggered {dag_id} run {run_id}")
+    seen_state: tuple[Any, Any] = (None, None)
+    seen_batches: dict[int, str] = {}
+    reported_reconnect: set[int] = set()
+    kill_pending = kill is not None
+    deadline = began + timeout
+    try:
+        while True:
+            if time.monotonic() > deadline:
+                raise DeploymentError(f"the run did not finish within {timeout:.0f} s")
+            ti = deployment.task_instance(dag_id, run_id, task_id)
+            state = (ti["state"], ti["try_number"]) if ti else (None, None)
+            if state != seen_state and state[0] is not None:
+                seen_state = state
+                event(f"try {state[1]}: {state[0]}")
+            for batch in deployment.livy_batches(run_id):
+                if batch["id"] not in seen_batches:
+                    event(
+                        f"Livy created batch {batch['id']} ({batch['name'] or 'no name'}), {batch['state']}"
+                    )
+                elif batch["state"] != seen_batches[batch["id"]] and batch["state"] in (
+                    "success",
+                    "dead",
+                    "killed",
+                ):
+                    event(f"Livy batch {batch['id']} ended: {batch['state']}")
+                seen_batches[batch["id"]] = batch["state"]
+            if ti is None:
+                time.sleep(0.5)
+                continue
+            try_number, ti_state = ti["try_number"], ti["state"]
+            if (
+                kill_pending
+                and try_number == 1
+                and ti_state == "running"
+                and "running" in seen_batches.values()
+            ):
+                log = deployment.task_log(dag_id, run_id, task_id, 1)
+                if _POLL_LINE.search(log):
+                    _kill(deployment, run, ti, kill or "", event)
+                    kill_pending = False
+            if (
+                try_number >= 2
+                and try_number not in reported_reconnect
+                and ti_state in ("running", "success")
+            ):
+                log = deployment.task_log(dag_id, run_id, task_id, try_number)
+                if RECONNECT_MESSAGE in log:
+                    reported_reconnect.add(try_number)
+                    line = next(line for line in log.splitlines() if RECONNECT_MESSAGE in line)
+                    event(f"try {try_number} log: {line.split(' ', 1)[1][:160]}")
+            if ti_state in TERMINAL_TI_STATES:
+                run.final_state, run.try_number = ti_state, try_number
+                break
+            time.sleep(0.5)
+        if kill_pending:
+            raise DeploymentError(f"try 1 ended ({run.final_state}) before it could be killed")
+    except DeploymentError as error:
+        run.error = str(error)
+        event(f"ERROR: {error}")
+    finally:
+        _collect(deployment, run, posts_before)
+    if run.final_state == "success":
+        event(f"task succeeded: returned {run.return_value!r}, app_id {run.app_id!r}")
+    return run
+
+
+def _kill(
+    deployment: Deployment, run: CrashRun, ti: dict[str, Any], kill: str, event: Callable[[str], None]
+) -> None:
+    task_pid, supervisor_pid = deployment.worker_processes(ti["id"])
+    run.killed_pids = {"task": task_pid, "supervisor": supervisor_pid}
+    if kill == "task":
+        deployment.sigkill(task_pid)
+        event(f"SIGKILL task process {task_pid} (its supervisor {supervisor_pid} lives) while it polls")
+    elif kill == "supervisor":
+        deployment.sigkill(supervisor_pid)
+        event(
+            f"SIGKILL supervisor {supervisor_pid} while its task process {task_pid} polls "
+            "(the task process is orphaned and keeps polling)"
+        )
+    else:
+        raise ValueError(f"unknown kill target {kill!r}")
+
+
+def _collect(deployment: Deployment, run: CrashRun, posts_before: int) -> None:
+    run.batches = deployment.livy_batches(run.run_id)
+    run.posts_during_run = deployment.livy_stats()["posts"] - posts_before
+    ti = deployment.task_instance(run.dag_id, run.run_id, run.task_id)
+    if ti is not None:
+        run.try_number = run.try_number or ti["try_number"]
+        run.final_state = run.final_state or ti["state"]
+        for number in range(1, (ti["try_number"] or 0) + 1):
+            run.logs[number] = deployment.task_log(run.dag_id, run.run_id, run.task_id, number)
+    if run.final_state == "success":
+        run.return_value = deployment.xcom(run.dag_id, run.run_id, run.task_id)
+        run.app_id = deployment.xcom(run.dag_id, run.run_id, run.task_id, "app_id")

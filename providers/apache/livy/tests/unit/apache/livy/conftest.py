@@ -1,0 +1,165 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
+"""
+Fixtures shared by the unit tests of the Livy provider (hooks, sensor, trigger, operator).
+
+* ``livy_conn`` (autouse): the ``livy_default`` connection, as an environment variable, pointing at
+  ``LIVY_BASE_URL`` (loopback; nothing listens there: every request must be mocked).
+* ``make_livy_conn``: define another connection (or redefine ``livy_default``) with login, password,
+  schema or extra.
+* ``mocked_responses``: a ``responses.RequestsMock`` for the sync hook's ``requests`` client; a
+  request nobody registered fails with ``ConnectionError`` instead of leaving the machine.
+* ``mocked_aiohttp``: an ``aioresponses`` mock for the async hook's ``aiohttp`` client.
+* ``livy_logs``: everything the provider logged during the test, whether it went through the
+  standard ``logging`` module (captured with ``caplog``; Airflow 2) or through structlog
+  (Airflow 3's ``LoggingMixin.log`` does not reach ``caplog``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from typing import Any
+
+import pytest
+import responses
+from aioresponses import aioresponses
+
+LIVY_HOST = "127.0.0.1"
+LIVY_PORT = 8998
+LIVY_BASE_URL = f"http://{LIVY_HOST}:{LIVY_PORT}"
+LIVY_CONN_ID = "livy_default"
+
+
+@pytest.fixture
+def livy_base_url() -> str:
+    """Base URL of the ``livy_default`` connection the ``livy_conn`` fixture defines."""
+    return LIVY_BASE_URL
+
+
+@pytest.fixture
+def make_livy_conn(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    """
+    Return ``make(conn_id="livy_default", *, host, port, schema, login, password, extra) -> conn_id``.
+
+    The connection is an ``AIRFLOW_CONN_<ID>`` environment variable in Airflow's JSON form (read the
+    same way by Airflow 2.11, 3.2 and 3.3), removed again after the test.
+    """
+
+    def make(
+        conn_id: str = LIVY_CONN_ID,
+        *,
+        host: str = LIVY_HOST,
+        port: int | None = LIVY_PORT,
+        schema: str | None = None,
+        login: str | None = None,
+        password: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> str:
+        fields: dict[str, Any] = {"conn_type": "livy", "host": host, "port": port}
+        for key, value in (("schema", schema), ("login", login), ("password", password)):
+            if value is not None:
+                fields[key] = value
+        if extra is not None:
+            fields["extra"] = json.dumps(extra)
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fields))
+        return conn_id
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def livy_conn(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Define ``livy_default`` as ``livy://127.0.0.1:8998`` (URI form) and return its id."""
+    monkeypatch.setenv(f"AIRFLOW_CONN_{LIVY_CONN_ID.upper()}", f"livy://{LIVY_HOST}:{LIVY_PORT}")
+    return LIVY_CONN_ID
+
+
+@pytest.fixture
+def mocked_responses() -> Iterator[responses.RequestsMock]:
+    """Mock ``requests``: register Livy's replies on it; unregistered requests raise ConnectionError."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def mocked_aiohttp() -> Iterator[aioresponses]:
+    """Mock ``aiohttp``: register Livy's replies on it; unregistered requests raise ClientConnectionError."""
+    with aioresponses() as mock:
+        yield mock
+
+
+class LogCapture:
+    """What the provider logged during one test, whichever logging system carried it."""
+
+    def __init__(self, caplog: pytest.LogCaptureFixture, structlog_entries: list[dict[str, Any]]) -> None:
+        self._caplog = caplog
+        self._structlog_entries = structlog_entries
+
+    @property
+    def messages(self) -> list[str]:
+        """Each logged message, formatted (arguments substituted)."""
+        from_logging = [record.getMessage() for record in self._caplog.records]
+        from_structlog = [_structlog_message(entry) for entry in self._structlog_entries]
+        return from_logging + from_structlog
+
+    @property
+    def text(self) -> str:
+        """Every message plus every structured field of every entry, to search for leaked values."""
+        parts = self.messages
+        parts += [repr(record.__dict__) for record in self._caplog.records]
+        parts += [repr(entry) for entry in self._structlog_entries]
+        return "\n".join(parts)
+
+    def warnings(self) -> list[str]:
+        """The messages logged at WARNING level or above."""
+        from_logging = [
+            record.getMessage() for record in self._caplog.records if record.levelno >= logging.WARNING
+        ]
+        from_structlog = [
+            _structlog_message(entry)
+            for entry in self._structlog_entries
+            if entry.get("log_level") in ("warning", "error", "critical", "exception")
+        ]
+        return from_logging + from_structlog
+
+
+def _structlog_message(entry: dict[str, Any]) -> str:
+    message = str(entry.get("event", ""))
+    args = entry.get("positional_args")
+    if args:
+        try:
+            message = message % tuple(args)
+        except (TypeError, ValueError):
+            message = f"{message} {args!r}"
+    return message
+
+
+@pytest.fixture
+def livy_logs(caplog: pytest.LogCaptureFixture) -> Iterator[LogCapture]:
+    """Capture the provider's logs (stdlib ``logging`` and, on Airflow 3, structlog) at DEBUG level."""
+    caplog.set_level(logging.DEBUG)
+    try:
+        from structlog.testing import capture_logs
+    except ImportError:  # Airflow 2.11 does not ship structlog
+        capture: Any = nullcontext([])
+    else:
+        capture = capture_logs()
+    with capture as structlog_entries:
+        yield LogCapture(caplog, structlog_entries)

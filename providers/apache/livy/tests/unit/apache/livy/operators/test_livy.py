@@ -1,0 +1,642 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import requests
+import responses
+from airflow.exceptions import AirflowException
+
+from airflow.providers.apache.livy.hooks.livy import BatchState, is_valid_batch_name
+from airflow.providers.apache.livy.operators.livy import LivyOperator
+from airflow.providers.apache.livy.triggers.livy import LivyTrigger
+from airflow.providers.apache.livy.utils.batch_record import RECORD_FORMAT, BatchRecord, batch_name
+from airflow.providers.apache.livy.version_compat import HAS_RESUMABLE_JOB_MIXIN
+from unit.apache.livy.operators.fake_livy import FakeLivy
+from unit.apache.livy.operators.task_context import FakeTaskInstance, MemoryTaskStateStore
+
+try:
+    from airflow.sdk.exceptions import TaskDeferred
+except ImportError:  # Airflow 2.11
+    from airflow.exceptions import TaskDeferred  # type: ignore[no-redef]
+
+KEY = "livy_batch_id"
+ACTIVE_STATES = ["not_started", "starting", "running", "idle", "busy", "shutting_down", "recovering"]
+FAILED_STATES = ["dead", "killed", "error"]
+
+
+@pytest.fixture
+def journal() -> list[tuple[str, ...]]:
+    return []
+
+
+@pytest.fixture
+def livy(journal, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_LIVY_DEFAULT", "livy://127.0.0.1:8998")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield FakeLivy(mock, journal)
+
+
+@pytest.fixture
+def logs(caplog, capsys):
+    """Everything logged so far: Airflow 3 logs through structlog to stdout, Airflow 2 through logging."""
+    caplog.set_level(logging.DEBUG)
+    return lambda: caplog.text + capsys.readouterr().out
+
+
+@pytest.fixture
+def store(journal) -> MemoryTaskStateStore:
+    return MemoryTaskStateStore(journal)
+
+
+def operator(**kwargs: Any) -> LivyOperator:
+    params: dict[str, Any] = {"task_id": "spark_job", "file": "pi.py", "polling_interval": 0.001}
+    params.update(kwargs)
+    return LivyOperator(**params)
+
+
+def run_try(
+    store: MemoryTaskStateStore | None, try_number: int = 1, **kwargs: Any
+) -> tuple[Any, FakeTaskInstance]:
+    ti = FakeTaskInstance(try_number=try_number)
+    context: dict[str, Any] = {"ti": ti}
+    if store is not None:
+        context["task_state_store"] = store
+    return operator(**kwargs).execute(context), ti
+
+
+def our_name(submission: int = 1, prefix: str | None = None) -> str:
+    ti = FakeTaskInstance()
+    return batch_name(
+        dag_id=ti.dag_id,
+        task_id=ti.task_id,
+        run_id=ti.run_id,
+        map_index=ti.map_index,
+        submission=submission,
+        prefix=prefix,
+    )
+
+
+def record(**fields: Any) -> dict[str, Any]:
+    return BatchRecord(**{"name": our_name(), **fields}).to_json()
+
+
+def stored(store: MemoryTaskStateStore) -> BatchRecord:
+    return BatchRecord.from_stored(store.get(KEY))
+
+
+class TestLivyOperatorInit:
+    def test_released_public_attributes(self):
+        assert LivyOperator.template_fields == ("spark_params",)
+        assert LivyOperator.template_fields_renderers == {"spark_params": "json"}
+        assert LivyOperator.external_id_key == "livy_batch_id"
+
+    def test_every_released_constructor_argument_is_accepted(self):
+        released = [
+            "file",
+            "class_name",
+            "args",
+            "conf",
+            "jars",
+            "py_files",
+            "files",
+            "driver_memory",
+            "driver_cores",
+            "executor_memory",
+            "executor_cores",
+            "num_executors",
+            "archives",
+            "queue",
+            "name",
+            "proxy_user",
+            "livy_conn_id",
+            "livy_conn_auth_type",
+            "livy_endpoint_prefix",
+            "polling_interval",
+            "extra_options",
+            "extra_headers",
+            "retry_args",
+            "deferrable",
+            "openlineage_inject_parent_job_info",
+            "openlineage_inject_transport_info",
+            "durable",
+        ]
+        parameters = inspect.signature(LivyOperator.__init__).parameters
+        assert [name for name in released if name not in parameters] == []
+        assert all(parameters[name].kind is inspect.Parameter.KEYWORD_ONLY for name in released)
+        assert parameters["durable"].default is None
+
+    def test_spark_params_hold_what_the_dag_passed(self):
+        op = operator(file="app.jar", class_name="Main", args=[1, "a"], conf={"k": "v"}, name="n")
+        assert op.spark_params["file"] == "app.jar"
+        assert op.spark_params["class_name"] == "Main"
+        assert op.spark_params["args"] == [1, "a"]
+        assert op.spark_params["conf"] == {"k": "v"}
+        assert op.spark_params["name"] == "n"
+
+    @pytest.mark.parametrize(("given", "expected"), [(None, True), (True, True), (False, False)])
+    def test_durable_defaults_to_true(self, given, expected, recwarn):
+        op = operator() if given is None else operator(durable=given)
+        assert op.durable is expected
+
+    @pytest.mark.parametrize("durable", [True, False])
+    def test_durable_comes_from_default_args(self, durable):
+        from airflow.providers.apache.livy.version_compat import AIRFLOW_V_3_0_PLUS
+
+        if AIRFLOW_V_3_0_PLUS:
+            from airflow.sdk import DAG
+        else:
+            from airflow.models import DAG
+        with DAG("d", schedule=None, default_args={"durable": durable}):
+            op = LivyOperator(task_id="t", file="f.py")
+        assert op.durable is durable
+
+    def test_hook_carries_the_operator_settings(self):
+        op = operator(
+            livy_endpoint_prefix="gw/livy/", extra_headers={"X-A": "1"}, extra_options={"timeout": 5}
+        )
+        assert op.hook.endpoint_prefix == "/gw/livy"
+        assert op.hook.extra_headers == {"X-A": "1"}
+        assert op.hook.extra_options == {"timeout": 5}
+
+
+class TestWithoutDurability:
+    """``durable=False`` and contexts without a task state store: the released behaviour."""
+
+    def test_polls_to_success_and_returns_the_batch_id(self, livy):
+        livy.states_for_new = ["starting", "running", "running", "success"]
+        result, ti = run_try(None, durable=False)
+        assert result == 0
+        assert ti.xcoms["app_id"] == "application_1_0000"
+        assert livy.post_count == 1
+        assert livy.posted[0]["body"] == {"file": "pi.py"}
+
+    def test_user_name_is_sent_verbatim(self, livy, store):
+        run_try(store, durable=False, name="My Job")
+        assert livy.posted[0]["body"]["name"] == "My Job"
+        assert store.get(KEY) is None
+
+    def test_always_resubmits(self, livy, store):
+        store.set(KEY, record(batch_id=0))
+        livy.add(our_name(), ["running", "success"], id=0)
+        result, _ = run_try(store, try_number=2, durable=False)
+        assert livy.post_count == 1
+        assert result == 1
+
+    def test_failed_batch_raises_after_dumping_its_log(self, livy, caplog):
+        livy.states_for_new = ["running", "dead"]
+        with pytest.raises(AirflowException, match="did not succeed"):
+            run_try(None, durable=False)
+        assert any(entry[2] == "/batches/0/log" for entry in livy.journal)
+
+    def test_fire_and_forget_returns_once_submitted(self, livy):
+        result, ti = run_try(None, durable=False, polling_interval=0)
+        assert result == 0
+        assert ti.xcoms["app_id"] == "application_1_0000"
+        assert [entry[1:] for entry in livy.journal] == [("POST", "/batches"), ("GET", "/batches/0")]
+
+    @pytest.mark.parametrize(*("durable", [True, False]))
+    def test_post_sends_the_csrf_header(self, livy, store, durable):
+        run_try(store, durable=durable)
+        assert livy.posted[0]["headers"]["X-Requested-By"] == "airflow"
+
+    @pytest.mark.parametrize("durable", [True, False])
+    def test_endpoint_prefix_is_used(self, livy, store, durable):
+        livy.prefix = "/gw/livy"
+        result, _ = run_try(store, durable=durable, livy_endpoint_prefix="/gw/livy/")
+        assert (result, livy.post_count) == (0, 1)
+
+
+@pytest.mark.usefixtures("livy")
+class TestDeferrable:
+    @pytest.fixture(autouse=True)
+    def _gateway(self, livy):
+        livy.prefix = "/gw"
+
+    def _defer(self, store, **kwargs: Any) -> LivyTrigger:
+        kwargs.setdefault("livy_endpoint_prefix", "gw")
+        with pytest.raises(TaskDeferred) as deferred:
+            run_try(store, deferrable=True, polling_interval=5, **kwargs)
+        trigger = deferred.value.trigger
+        assert isinstance(trigger, LivyTrigger)
+        assert deferred.value.method_name == "execute_complete"
+        return trigger
+
+    def test_defers_with_everything_the_triggerer_needs(self, store, monkeypatch):
+        monkeypatch.setenv("AIRFLOW_CONN_LIVY_DEFAULT", "livy://user:pw@127.0.0.1:8998")
+        trigger = self._defer(
+            store,
+            extra_headers={"X-Tenant": "a"},
+            livy_conn_auth_type=requests.auth.HTTPBasicAuth,
+            conf={"spark.secret.token": "s3cr3t"},
+        )
+        _, kwargs = trigger.serialize()
+        assert kwargs["endpoint_prefix"] == "gw"
+        assert kwargs["extra_headers"] == {"X-Tenant": "a"}
+        assert kwargs["auth_type"] == "aiohttp.helpers.BasicAuth"
+        assert kwargs["batch_name"] == our_name()
+        assert "s3cr3t" not in json.dumps(kwargs, default=str)
+
+    def test_requests_auth_other_than_basic_is_refused_before_submitting(self, livy, store):
+        with pytest.raises(AirflowException, match="aiohttp"):
+            run_try(
+                store,
+                deferrable=True,
+                polling_interval=5,
+                livy_endpoint_prefix="gw",
+                livy_conn_auth_type=requests.auth.HTTPDigestAuth,
+            )
+        assert livy.post_count == 0
+
+    @pytest.mark.parametrize("durable", [True, False])
+    def test_finished_batch_is_not_deferred(self, livy, store, durable):
+        livy.states_for_new = ["success"]
+        result, ti = run_try(
+            store, deferrable=True, polling_interval=5, durable=durable, livy_endpoint_prefix="gw"
+        )
+        assert result == 0
+        assert ti.xcoms["app_id"] == "application_1_0000"
+
+    def test_execute_complete_success_returns_the_batch_and_pushes_app_id(self, livy):
+        livy.add(None, ["success"], id=7)
+        ti = FakeTaskInstance()
+        event = {"status": "success", "batch_id": 7, "response": "ok", "log_lines": ["a"], "state": "success"}
+        assert operator(deferrable=True, livy_endpoint_prefix="gw").execute_complete({"ti": ti}, event) == 7
+        assert ti.xcoms["app_id"] == "application_1_0007"
+
+    def test_execute_complete_error_raises(self):
+        event = {"status": "error", "batch_id": 7, "response": "Batch 7 did not succeed", "log_lines": None}
+        with pytest.raises(AirflowException, match="did not succeed"):
+            operator(deferrable=True).execute_complete({"ti": FakeTaskInstance()}, event)
+
+    def test_execute_complete_timeout_deletes_the_batch(self, livy):
+        livy.add(None, ["running"], id=7)
+        event = {"status": "timeout", "batch_id": 7, "response": "Batch 7 timed out", "log_lines": None}
+        op = operator(deferrable=True, livy_endpoint_prefix="gw")
+        with pytest.raises(AirflowException, match="timed out"):
+            op.execute_complete({"ti": FakeTaskInstance()}, event)
+        assert ("http", "DELETE", "/batches/7") in livy.journal
+
+
+@pytest.mark.airflow33
+@pytest.mark.skipif(not HAS_RESUMABLE_JOB_MIXIN, reason="needs Airflow 3.3+ (ResumableJobMixin)")
+class TestLivyOperatorResumable:
+    def test_fresh_submit_persists_before_the_post_and_the_id_before_the_first_poll(self, livy, store):
+        livy.states_for_new = ["running", "success"]
+        result, _ = run_try(store)
+        kinds = [
+            (entry[0], entry[1] if entry[0] == "http" else json.loads(entry[2])["batch_id"])
+            for entry in livy.journal
+        ]
+        assert kinds[:4] == [("store", None), ("http", "POST"), ("store", 0), ("http", "GET")]
+        write_ahead = json.loads(livy.journal[0][2])
+        assert write_ahead["name"] == livy.posted[0]["body"]["name"] == our_name()
+        assert result == 0
+
+    def test_uninterrupted_run_returns_the_id_and_pushes_app_id(self, livy, store):
+        result, ti = run_try(store)
+        assert (result, ti.xcoms["app_id"]) == (0, "application_1_0000")
+        assert stored(store).final_state == "success"
+        assert stored(store).delivered_try == 1
+
+    @pytest.mark.parametrize("state", [*ACTIVE_STATES, "some_future_state"])
+    def test_reconnects_to_an_active_batch(self, livy, store, state):
+        livy.add(our_name(), [state, "running", "success"], id=3)
+        store.set(KEY, record(batch_id=3))
+        result, ti = run_try(store, try_number=2)
+        assert livy.post_count == 0
+        assert result == 3, "a reconnect must return the batch id like an uninterrupted run"
+        assert ti.xcoms["app_id"] == "application_1_0003"
+
+    def test_reconnect_after_success_returns_without_polling(self, livy, store):
+        livy.add(our_name(), ["success"], id=3)
+        store.set(KEY, record(batch_id=3))
+        result, ti = run_try(store, try_number=2)
+        assert (result, ti.xcoms["app_id"], livy.post_count) == (3, "application_1_0003", 0)
+        assert [e[2] for e in livy.journal if e[0] == "http"] == ["/batches/3", "/batches/3/log"]
+
+    @pytest.mark.parametrize("state", FAILED_STATES)
+    def test_resubmits_after_a_failed_batch(self, livy, store, state):
+        livy.add(our_name(), [state], id=3)
+        store.set(KEY, record(batch_id=3))
+        result, _ = run_try(store, try_number=2)
+        assert livy.post_count == 1
+        assert livy.posted[0]["body"]["name"] == our_name(submission=2)
+        assert result == 4
+
+    @pytest.mark.parametrize("state", [member.value for member in BatchState])
+    def test_every_batch_state_has_a_decision(self, livy, store, state):
+        livy.add(our_name(), [state, "success"], id=3)
+        store.set(KEY, record(batch_id=3))
+        result, _ = run_try(store, try_number=2)
+        expect_new_batch = state in FAILED_STATES
+        assert livy.post_count == int(expect_new_batch)
+        assert result == (4 if expect_new_batch else 3)
+
+    def test_without_a_task_state_store_warns_and_runs_plainly(self, livy, logs):
+        result, _ = run_try(None)
+        assert result == 0
+        assert livy.post_count == 1
+        assert "task_state_store not available" in logs()
+
+    def test_batch_id_zero_in_a_record_is_reconnected(self, livy, store):
+        livy.add(our_name(), ["running", "success"], id=0)
+        store.set(KEY, record(batch_id=0))
+        result, _ = run_try(store, try_number=2)
+        assert (result, livy.post_count) == (0, 0)
+
+    @pytest.mark.parametrize("batch_id", [0, 5])
+    def test_bare_id_stored_by_the_released_provider_is_reconnected(self, livy, store, batch_id):
+        livy.add(None, ["running", "success"], id=batch_id)
+        store.set(KEY, batch_id)
+        result, ti = run_try(store, try_number=2)
+        assert (result, livy.post_count) == (batch_id, 0)
+        assert ti.xcoms["app_id"] == f"application_1_{batch_id:04d}"
+
+    def test_bare_id_zero_of_a_failed_batch_is_resubmitted(self, livy, store):
+        livy.add(None, ["dead"], id=0)
+        store.set(KEY, 0)
+        result, _ = run_try(store, try_number=2)
+        assert (result, livy.post_count) == (1, 1)
+
+    def test_batch_livy_forgot_is_submitted_again_with_a_warning(self, livy, store, logs):
+        store.set(KEY, record(batch_id=3))
+        result, _ = run_try(store, try_number=2)
+        assert livy.post_count == 1
+        assert livy.posted[0]["body"]["name"] == our_name(submission=2)
+        assert "no longer knows" in logs()
+        assert result == 0
+
+    def test_other_errors_on_the_stored_batch_still_fail(self, livy, store):
+        livy.override["GET /batches/3"] = (500, json.dumps({"msg": "boom"}))
+        store.set(KEY, record(batch_id=3))
+        with pytest.raises(AirflowException, match="HTTP 500"):
+            run_try(store, try_number=2)
+        assert livy.post_count == 0
+
+    def test_html_reply_names_the_batch_and_endpoint(self, livy, store):
+        livy.override["GET /batches/3"] = (200, "<html><body>Knox login</body></html>")
+        store.set(KEY, record(batch_id=3))
+        with pytest.raises(AirflowException, match=r"batch 3 at GET /batches/3 .*not JSON"):
+            run_try(store, try_number=2)
+
+    def test_retry_args_retry_a_5xx_read(self, livy, store):
+        import tenacity
+
+        livy.add(our_name(), ["running", "success"], id=3)
+        store.set(KEY, record(batch_id=3))
+        livy.queued["GET /batches/3"] = [(503, "unavailable")]
+        retry_args = {"stop": tenacity.stop_after_attempt(3), "wait": tenacity.wait_none()}
+        result, _ = run_try(store, try_number=2, retry_args=retry_args)
+        assert (result, livy.post_count) == (3, 0)
+        assert [e[2] for e in livy.journal if e[0] == "http"][:2] == ["/batches/3", "/batches/3"]
+
+    def test_without_retry_args_a_5xx_read_fails(self, livy, store):
+        livy.add(our_name(), ["running", "success"], id=3)
+        store.set(KEY, record(batch_id=3))
+        livy.queued["GET /batches/3"] = [(503, "unavailable")]
+        with pytest.raises(AirflowException, match="HTTP 503"):
+            run_try(store, try_number=2)
+        assert livy.post_count == 0
+
+
+@pytest.mark.airflow33
+@pytest.mark.skipif(not HAS_RESUMABLE_JOB_MIXIN, reason="needs Airflow 3.3+ (ResumableJobMixin)")
+class TestExactlyOneBatch:
+    def test_write_ahead_record_found_by_name_is_adopted(self, livy, store):
+        livy.add(our_name(), ["running", "success"], id=8)
+        store.set(KEY, record())  # died after the write-ahead, before learning the id
+        result, ti = run_try(store, try_number=2)
+        assert (result, livy.post_count) == (8, 0)
+        assert ti.xcoms["app_id"] == "application_1_0008"
+
+    def test_write_ahead_record_not_found_posts_under_the_same_name(self, livy, store):
+        store.set(KEY, record())
+        result, _ = run_try(store, try_number=2)
+        assert livy.post_count == 1
+        assert livy.posted[0]["body"]["name"] == our_name(submission=1)
+        assert result == 0
+
+    def test_duplicate_name_rejection_adopts_the_existing_batch(self, livy, store):
+        livy.add(our_name(), ["running", "success"], id=2)
+        result, _ = run_try(store)  # nothing stored, but Livy has our name (e.g. a racing orphan)
+        assert livy.post_count == 1
+        assert result == 2
+        assert stored(store).batch_id == 2
+
+    def test_lost_post_reply_is_resolved_by_name(self, livy, store):
+        def lose_reply(body: dict[str, Any]) -> Exception:
+            livy.add(body["name"], ["running", "success"])
+            return requests.ConnectionError("connection reset by peer")
+
+        livy.post_failure = lose_reply
+        result, _ = run_try(store)
+        assert livy.post_count == 1
+        assert len(livy.batches) == 1
+        assert result == 0
+
+    def test_post_that_never_arrived_is_posted_again_under_the_same_name(self, livy, store):
+        calls = {"n": 0}
+
+        def fail_first(body: dict[str, Any]) -> Exception | None:
+            calls["n"] += 1
+            return requests.ConnectionError("refused") if calls["n"] == 1 else None
+
+        livy.post_failure = fail_first
+        result, _ = run_try(store)
+        assert livy.post_count == 2
+        assert livy.posted[0]["body"]["name"] == livy.posted[1]["body"]["name"]
+        assert (result, len(livy.batches)) == (0, 1)
+
+    def test_reused_id_is_never_adopted(self, livy, store, logs):
+        livy.add("another-teams-batch", ["running", "success"], id=3)
+        store.set(KEY, record(batch_id=3, app_id="application_1_0003"))
+        result, _ = run_try(store, try_number=2)
+        assert livy.post_count == 1
+        assert result == 4
+        assert "reused the id" in logs()
+        assert livy.batches[3].name == "another-teams-batch"
+
+    def test_reused_id_with_our_batch_still_known_by_name(self, livy, store):
+        livy.add("another-teams-batch", ["running"], id=3)
+        livy.add(our_name(), ["running", "success"], id=9)
+        store.set(KEY, record(batch_id=3))
+        result, _ = run_try(store, try_number=2)
+        assert (result, livy.post_count) == (9, 0)
+
+    def test_cached_outcome_survives_livy_forgetting_the_batch(self, livy, store, logs):
+        store.set(KEY, record(batch_id=3, app_id="application_1_0003", final_state="success"))
+        result, ti = run_try(store, try_number=2)
+        assert (result, ti.xcoms["app_id"], livy.post_count) == (3, "application_1_0003", 0)
+        assert "not available" in logs()  # the log is gone; the result is not
+
+    def test_cached_failure_resubmits(self, livy, store):
+        store.set(KEY, record(batch_id=3, final_state="dead"))
+        result, _ = run_try(store, try_number=2)
+        assert (result, livy.post_count) == (0, 1)
+
+    def test_rerun_after_success_submits_a_new_batch(self, livy, store):
+        first, _ = run_try(store)
+        second, ti = run_try(store, try_number=2)
+        assert (first, second, livy.post_count) == (0, 1, 2)
+        assert livy.posted[1]["body"]["name"] == our_name(submission=2)
+        assert ti.xcoms["app_id"] == "application_1_0001"
+
+    def test_deferrable_persists_before_deferring_and_redefers_on_retry(self, livy, store):
+        livy.states_for_new = ["running"]
+        with pytest.raises(TaskDeferred):
+            run_try(store, deferrable=True, polling_interval=5)
+        assert stored(store).batch_id == 0
+        with pytest.raises(TaskDeferred) as again:
+            run_try(store, try_number=2, deferrable=True, polling_interval=5)
+        assert livy.post_count == 1
+        assert again.value.trigger.serialize()[1]["batch_id"] == 0
+
+    def test_deferrable_completion_caches_and_delivers(self, livy, store):
+        livy.states_for_new = ["running"]
+        with pytest.raises(TaskDeferred):
+            run_try(store, deferrable=True, polling_interval=5)
+        livy.batches[0].states = ["success"]
+        ti = FakeTaskInstance()
+        context = {"ti": ti, "task_state_store": store}
+        event = {"status": "success", "batch_id": 0, "response": "ok", "log_lines": [], "state": "success"}
+        assert operator(deferrable=True).execute_complete(context, event) == 0
+        assert (stored(store).final_state, stored(store).delivered_try) == ("success", 1)
+        assert ti.xcoms["app_id"] == "application_1_0000"
+
+    def test_fire_and_forget_retry_returns_the_live_batch(self, livy, store):
+        livy.add(our_name(), ["running"], id=3)
+        store.set(KEY, record(batch_id=3))
+        result, _ = run_try(store, try_number=2, polling_interval=0)
+        assert (result, livy.post_count) == (3, 0)
+
+    def test_dag_name_becomes_the_prefix_of_a_unique_name(self, livy, store):
+        run_try(store, name="nightly etl/v2")
+        sent = livy.posted[0]["body"]["name"]
+        assert sent.startswith("nightly_etl_v2-s1-")
+        assert sent == our_name(prefix="nightly etl/v2")
+        assert is_valid_batch_name(sent)
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "abc",
+            "3/../../admin",
+            {"x": 1},
+            -1,
+            2**40,
+            True,
+            1.5,
+            [1],
+            {"format": RECORD_FORMAT, "name": "a/b"},
+        ],
+    )
+    def test_stored_values_that_are_not_ours_are_ignored(self, livy, store, value, logs):
+        store.set(KEY, value)
+        result, _ = run_try(store, try_number=2)
+        assert (result, livy.post_count) == (0, 1)
+        assert "treating it as nothing stored" in logs()
+        assert all(
+            e[2] == "/batches" or e[2].startswith("/batches/0") for e in livy.journal if e[0] == "http"
+        )
+
+    def test_on_kill_deletes_our_batch(self, livy, store):
+        livy.add(our_name(), ["running"], id=3)
+        op = operator()
+        op._record = BatchRecord.from_stored(record(batch_id=3))
+        op._batch_id = 3
+        op.on_kill()
+        assert ("http", "DELETE", "/batches/3") in livy.journal
+
+    def test_on_kill_never_deletes_a_batch_that_reused_our_id(self, livy):
+        livy.add("another-teams-batch", ["running"], id=3)
+        op = operator()
+        op._record = BatchRecord.from_stored(record(batch_id=3))
+        op._batch_id = 3
+        op.kill()
+        assert all(entry[1] != "DELETE" for entry in livy.journal)
+
+    def test_on_kill_of_a_batch_already_gone(self, livy):
+        op = operator()
+        op._record = BatchRecord.from_stored(record(batch_id=3))
+        op._batch_id = 3
+        op.kill()
+        assert all(entry[1] != "DELETE" for entry in livy.journal)
+
+    def test_mapped_instances_get_their_own_names(self):
+        names = {
+            batch_name(dag_id="d", task_id="t", run_id="r", map_index=index, submission=1)
+            for index in range(3)
+        }
+        assert len(names) == 3
+        assert all("-m" in name for name in names)
+
+
+class TestBatchNames:
+    @pytest.mark.parametrize("run_id", ["manual__2026-11-23T22:00:00+00:00", "scheduled__x/y", "123", "é"])
+    def test_names_are_url_safe_and_never_all_digits(self, run_id):
+        name = batch_name(dag_id="123", task_id="456", run_id=run_id, map_index=-1, submission=1)
+        assert is_valid_batch_name(name)
+        assert "/" not in name
+        assert not name.isdigit()
+
+    def test_names_stay_distinct_when_sanitising_makes_them_alike(self):
+        one = batch_name(dag_id="d", task_id="t", run_id="a:b", map_index=-1, submission=1)
+        two = batch_name(dag_id="d", task_id="t", run_id="a+b", map_index=-1, submission=1)
+        assert one != two
+
+    def test_name_is_readable(self):
+        name = batch_name(dag_id="etl", task_id="spark", run_id="manual__1", map_index=2, submission=3)
+        assert name.startswith("airflow-etl-spark-manual__1-m2-s3-")
+
+    def test_long_identifiers_are_truncated(self):
+        name = batch_name(dag_id="d" * 300, task_id="t" * 300, run_id="r" * 300, map_index=-1, submission=1)
+        assert len(name) <= 255
+        assert is_valid_batch_name(name)
+
+
+class TestSecrets:
+    def test_conf_values_are_never_logged(self, livy, store, logs):
+        secret = "AKIA-very-secret-value"
+        run_try(store, conf={"spark.hadoop.fs.s3a.access.key": secret, "spark.executor.cores": "2"})
+        assert livy.posted[0]["body"]["conf"]["spark.hadoop.fs.s3a.access.key"] == secret
+        text = logs()
+        assert "spark.hadoop.fs.s3a.access.key" in text
+        assert secret not in text
+
+    def test_the_trigger_never_serializes_conf_values(self):
+        trigger = LivyTrigger(batch_id=1, spark_params={"file": "f", "conf": {"spark.password": "hunter2"}})
+        assert "hunter2" not in json.dumps(trigger.serialize(), default=str)
+
+    def test_sensitive_conf_values_are_masked_after_rendering(self, mocker):
+        mask = mocker.patch("airflow.providers.apache.livy.operators.livy.mask_secret")
+        op = operator(conf={"spark.hadoop.fs.s3a.secret.key": "{{ 's3cr3t' }}", "spark.executor.cores": "2"})
+        op.render_template_fields(context={"ds": "2026-11-23"})
+        assert op.spark_params["conf"]["spark.hadoop.fs.s3a.secret.key"] == "s3cr3t"
+        mask.assert_called_once_with("s3cr3t")
+
+
+def test_execution_timeout_reaches_the_trigger(livy, store):
+    with pytest.raises(TaskDeferred) as deferred:
+        run_try(store, deferrable=True, polling_interval=5, execution_timeout=timedelta(minutes=3))
+    assert deferred.value.trigger.serialize()[1]["execution_timeout"] == timedelta(minutes=3)
