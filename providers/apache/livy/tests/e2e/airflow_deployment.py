@@ -19,6 +19,7 @@ No state-changing request leaves 127.0.0.1.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -45,6 +46,10 @@ RUN_ID_CONF_KEY = "spark.airflow.run_id"
 
 _POLL_LINE = re.compile(r"batch .* is (starting|running|recovering)")
 _SUPERVISOR_TITLE = "airflow worker -- LocalExecutor"
+_LOG_KEYS_NOT_SHOWN = frozenset(
+    {"event", "level", "timestamp", "logger", "sources", "filename", "lineno"}
+    | {"dag_id", "run_id", "task_id", "map_index", "try_number", "ti_id"}
+)
 
 
 class DeploymentError(RuntimeError):
@@ -91,15 +96,25 @@ def _all_pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
 
-def parent_of(pid: int) -> int | None:
-    """The parent pid, from ``/proc/<pid>/stat`` (the command name may hold spaces and parentheses)."""
+def _stat(pid: int) -> list[bytes] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name; None if gone or a zombie."""
     stat = _read_proc(pid, "stat")
     if stat is None:
         return None
-    fields = stat.rsplit(b")", 1)[1].split()
-    if fields[0] == b"Z":  # a zombie is dead already
-        return None
-    return int(fields[1])
+    fields = stat.rsplit(b")", 1)[1].split()  # the command name may hold spaces and parentheses
+    return None if fields[0] == b"Z" else fields
+
+
+def parent_of(pid: int) -> int | None:
+    """The parent pid of a live process."""
+    fields = _stat(pid)
+    return None if fields is None else int(fields[1])
+
+
+def session_of(pid: int) -> int | None:
+    """The session id of a live process (inherited from the session leader, kept by orphans)."""
+    fields = _stat(pid)
+    return None if fields is None else int(fields[3])
 
 
 def cmdline(pid: int) -> str:
@@ -272,6 +287,16 @@ class Deployment:
         return [pid for pid in _all_pids() if pid != os.getpid() and self._is_ours(pid)]
 
     def _is_ours(self, pid: int) -> bool:
+        """
+        Whether ``pid`` is a live process of this deployment.
+
+        Every process started here leads a session of its own, and its descendants stay in that
+        session, orphans included (task processes change only their process group). The environment
+        marker is a second witness (``setproctitle`` may overwrite ``/proc/<pid>/environ``).
+        """
+        sessions = {c.pid for c in self.components.values()}
+        if session_of(pid) in sessions:
+            return True
         environ = _read_proc(pid, "environ")
         return (
             environ is not None
@@ -293,10 +318,21 @@ class Deployment:
 
     def _airflow_env(self) -> dict[str, str]:
         home = str(self.home)
+        # Task instances record this "hostname", which the api-server asks for served logs: loopback.
+        helpers = self.home / "python"
+        helpers.mkdir(exist_ok=True)
+        (helpers / "livy_e2e_loopback.py").write_text(
+            f'"""Hostname callable for Airflow: this deployment is loopback only."""\n\n\n'
+            f"def hostname():\n    return {LOOPBACK!r}\n"
+        )
+        base = self._base_env()
+        python_path = os.pathsep.join(p for p in (str(helpers), base.get("PYTHONPATH", "")) if p)
         conn = {"conn_type": "livy", "host": LOOPBACK, "port": self.livy_port, "schema": "http"}
         return {
-            **self._base_env(),
+            **base,
+            "PYTHONPATH": python_path,
             "AIRFLOW_HOME": home,
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "livy_e2e_loopback.hostname",
             "AIRFLOW__CORE__DAGS_FOLDER": f"{home}/dags",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -323,12 +359,8 @@ class Deployment:
     def _start_standin(self) -> None:
         port_file = self.home / "livy-standin.port"
         port_file.unlink(missing_ok=True)
-        self._spawn(
-            "livy-standin",
-            [sys.executable, "-m", "livy_standin", "--host", LOOPBACK, "--port", "0"]
-            + ["--port-file", str(port_file)],
-            self._base_env(),
-        )
+        argv = [sys.executable, "-m", "livy_standin", "--host", LOOPBACK, "--port", "0"]
+        self._spawn("livy-standin", [*argv, "--port-file", str(port_file)], self._base_env())
         component = self.components["livy-standin"]
 
         def bound() -> bool:
@@ -540,27 +572,19 @@ def _ancestors(pid: int) -> list[int]:
 
 
 def _signal_group(pgid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def _signal_pid(pid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def _log_line(entry: Any) -> str:
     if not isinstance(entry, dict):
         return str(entry)
-    extras = " ".join(
-        f"{key}={value}"
-        for key, value in entry.items()
-        if key not in ("event", "level", "timestamp", "logger", "sources")
-    )
+    extras = " ".join(f"{key}={value}" for key, value in entry.items() if key not in _LOG_KEYS_NOT_SHOWN)
     level = str(entry.get("level", "")).upper()
     return f"{level} {entry.get('event', '')} {extras}".strip()
 
@@ -586,6 +610,8 @@ class CrashRun:
     kill: str | None
     events: list[Event] = field(default_factory=list)
     killed_pids: dict[str, int] = field(default_factory=dict)
+    marks: dict[str, float] = field(default_factory=dict)
+    """Seconds since the trigger at which notable things happened (``orphan_exited``)."""
     final_state: str | None = None
     try_number: int | None = None
     batches: list[dict[str, Any]] = field(default_factory=list)
@@ -666,6 +692,10 @@ def run_crash_scenario(
                 ):
                     event(f"Livy batch {batch['id']} ended: {batch['state']}")
                 seen_batches[batch["id"]] = batch["state"]
+            orphan = run.killed_pids.get("task") if kill == "supervisor" else None
+            if orphan is not None and "orphan_exited" not in run.marks and not alive(orphan):
+                run.marks["orphan_exited"] = time.monotonic() - began
+                event(f"the orphaned task process {orphan} of try 1 exited")
             if ti is None:
                 time.sleep(0.5)
                 continue
@@ -689,7 +719,12 @@ def run_crash_scenario(
                 if RECONNECT_MESSAGE in log:
                     reported_reconnect.add(try_number)
                     line = next(line for line in log.splitlines() if RECONNECT_MESSAGE in line)
-                    event(f"try {try_number} log: {line.split(' ', 1)[1][:160]}")
+                    batch_id = re.search(r"'batch_id': (\d+|None)", line)
+                    status = re.search(r"status=(\S+)", line)
+                    event(
+                        f'try {try_number} log: "{RECONNECT_MESSAGE}" (batch '
+                        f"{batch_id.group(1) if batch_id else '?'}, {status.group(1) if status else '?'})"
+                    )
             if ti_state in TERMINAL_TI_STATES:
                 run.final_state, run.try_number = ti_state, try_number
                 break

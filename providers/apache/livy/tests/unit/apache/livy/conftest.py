@@ -23,7 +23,11 @@ Fixtures shared by the unit tests of the Livy provider (hooks, sensor, trigger, 
   schema or extra.
 * ``mocked_responses``: a ``responses.RequestsMock`` for the sync hook's ``requests`` client; a
   request nobody registered fails with ``ConnectionError`` instead of leaving the machine.
-* ``mocked_aiohttp``: an ``aioresponses`` mock for the async hook's ``aiohttp`` client.
+* ``livy_server``: a scripted Livy, a real ``aiohttp.web`` server on 127.0.0.1 (a free port), for
+  the async hook and the trigger; ``livy_default`` then points at it. (``aioresponses`` 0.7.x cannot
+  build responses for aiohttp 3.14, which the provider requires; a real server also exercises the
+  real client end to end.) Register replies with ``livy_server.reply(...)``, read what was sent in
+  ``livy_server.requests``; an unscripted request answers 599 and fails the test.
 * ``livy_logs``: everything the provider logged during the test, whether it went through the
   standard ``logging`` module (captured with ``caplog``; Airflow 2) or through structlog
   (Airflow 3's ``LoggingMixin.log`` does not reach ``caplog``).
@@ -31,15 +35,19 @@ Fixtures shared by the unit tests of the Livy provider (hooks, sensor, trigger, 
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import nullcontext
 from typing import Any
 
 import pytest
 import responses
-from aioresponses import aioresponses
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from multidict import CIMultiDict
 
 LIVY_HOST = "127.0.0.1"
 LIVY_PORT = 8998
@@ -98,11 +106,108 @@ def mocked_responses() -> Iterator[responses.RequestsMock]:
         yield mock
 
 
+@dataclasses.dataclass
+class RecordedRequest:
+    """One request the scripted Livy received."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: CIMultiDict[str]
+    body: str
+
+
+@dataclasses.dataclass
+class _Reply:
+    status: int
+    body: str
+    content_type: str
+    delay: float
+
+
+class ScriptedLivy:
+    """
+    Answers each request with the replies registered for its method and path, in order.
+
+    The last reply registered for a route repeats. A reply registered with ``query`` only answers a
+    request with exactly that query string; one without ``query`` answers any query.
+    """
+
+    def __init__(self, make_livy_conn: Callable[..., str]) -> None:
+        self.requests: list[RecordedRequest] = []
+        self.unexpected: list[RecordedRequest] = []
+        self._routes: dict[tuple[str, str, tuple[tuple[str, str], ...] | None], list[_Reply]] = {}
+        self._make_livy_conn = make_livy_conn
+        self.port = 0
+        self.base_url = ""
+
+    def connection(self, conn_id: str = LIVY_CONN_ID, **fields: Any) -> str:
+        """Define connection ``conn_id`` (login, password, extra, ...) pointing at this server."""
+        return self._make_livy_conn(conn_id, port=self.port, **fields)
+
+    def reply(
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int = 200,
+        json_body: Any = None,
+        body: str | None = None,
+        content_type: str | None = None,
+        query: dict[str, Any] | None = None,
+        delay: float = 0.0,
+    ) -> None:
+        """Script the next reply to ``method path`` (``json_body`` or raw ``body``)."""
+        text = body if body is not None else json.dumps(json_body)
+        kind = content_type or ("text/plain" if body is not None else "application/json")
+        key = (method.upper(), path, _query_key(query) if query is not None else None)
+        self._routes.setdefault(key, []).append(_Reply(status, text, kind, delay))
+
+    def paths(self) -> list[str]:
+        """The paths requested, in order."""
+        return [request.path for request in self.requests]
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        recorded = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            headers=CIMultiDict(request.headers),
+            body=await request.text(),
+        )
+        self.requests.append(recorded)
+        replies = self._routes.get((request.method, request.path, _query_key(request.query))) or (
+            self._routes.get((request.method, request.path, None))
+        )
+        if not replies:
+            self.unexpected.append(recorded)
+            return web.Response(status=599, text=f"unscripted request {request.method} {request.path_qs}")
+        reply = replies.pop(0) if len(replies) > 1 else replies[0]
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        return web.Response(status=reply.status, text=reply.body, content_type=reply.content_type)
+
+
+def _query_key(query: Any) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((str(key), str(value)) for key, value in query.items()))
+
+
 @pytest.fixture
-def mocked_aiohttp() -> Iterator[aioresponses]:
-    """Mock ``aiohttp``: register Livy's replies on it; unregistered requests raise ClientConnectionError."""
-    with aioresponses() as mock:
-        yield mock
+async def livy_server(make_livy_conn: Callable[..., str]) -> AsyncIterator[ScriptedLivy]:
+    """Start a scripted Livy on 127.0.0.1 and point ``livy_default`` at it."""
+    livy = ScriptedLivy(make_livy_conn)
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", livy._handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    livy.port = server.port
+    livy.base_url = f"http://127.0.0.1:{server.port}"
+    livy.connection()
+    try:
+        yield livy
+    finally:
+        await server.close()
+    assert not livy.unexpected, f"unscripted requests: {livy.unexpected}"
 
 
 class LogCapture:

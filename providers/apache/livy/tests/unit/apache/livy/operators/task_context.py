@@ -53,6 +53,7 @@ class FakeTaskInstance:
     run_id: str = "manual__2026-11-23T22:00:00+00:00"
     map_index: int = -1
     try_number: int = 1
+    max_tries: int = 0
     stats_tags: dict[str, str] = field(default_factory=dict)
     xcoms: dict[str, Any] = field(default_factory=dict)
 

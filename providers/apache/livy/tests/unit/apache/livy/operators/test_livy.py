@@ -76,13 +76,19 @@ def operator(**kwargs: Any) -> LivyOperator:
 
 
 def run_try(
-    store: MemoryTaskStateStore | None, try_number: int = 1, **kwargs: Any
+    store: MemoryTaskStateStore | None, try_number: int = 1, *, cleared: bool = False, **kwargs: Any
 ) -> tuple[Any, FakeTaskInstance]:
-    ti = FakeTaskInstance(try_number=try_number)
+    """
+    Run one try of the task. ``max_tries`` is what Airflow would hold: ``retries`` for the tries of
+    a first run, ``try_number - 1 + retries`` for the first try after the task was cleared.
+    """
+    op = operator(**kwargs)
+    max_tries = try_number - 1 + op.retries if cleared else op.retries
+    ti = FakeTaskInstance(try_number=try_number, max_tries=max_tries)
     context: dict[str, Any] = {"ti": ti}
     if store is not None:
         context["task_state_store"] = store
-    return operator(**kwargs).execute(context), ti
+    return op.execute(context), ti
 
 
 def our_name(submission: int = 1, prefix: str | None = None) -> str:
@@ -495,12 +501,27 @@ class TestExactlyOneBatch:
         result, _ = run_try(store, try_number=2)
         assert (result, livy.post_count) == (0, 1)
 
-    def test_rerun_after_success_submits_a_new_batch(self, livy, store):
-        first, _ = run_try(store)
-        second, ti = run_try(store, try_number=2)
+    @pytest.mark.parametrize("retries", [0, 2])
+    def test_rerun_after_success_submits_a_new_batch(self, livy, store, retries):
+        first, _ = run_try(store, retries=retries)
+        second, ti = run_try(store, try_number=2, cleared=True, retries=retries)
         assert (first, second, livy.post_count) == (0, 1, 2)
         assert livy.posted[1]["body"]["name"] == our_name(submission=2)
         assert ti.xcoms["app_id"] == "application_1_0001"
+
+    @pytest.mark.parametrize("retries", [1, 3])
+    def test_retry_after_dying_once_the_result_was_delivered_returns_it_again(self, livy, store, retries):
+        first, _ = run_try(store, retries=retries)  # then the worker died before success was recorded
+        second, ti = run_try(store, try_number=2, retries=retries)
+        assert (first, second, livy.post_count) == (0, 0, 1)
+        assert ti.xcoms["app_id"] == "application_1_0000"
+        assert stored(store).delivered_try == 2
+
+    def test_rerun_after_a_clear_that_followed_a_retry(self, livy, store):
+        run_try(store, retries=1)
+        run_try(store, try_number=2, retries=1)  # retry after a crash after delivery: same batch
+        third, _ = run_try(store, try_number=3, cleared=True, retries=1)
+        assert (third, livy.post_count) == (1, 2)
 
     def test_deferrable_persists_before_deferring_and_redefers_on_retry(self, livy, store):
         livy.states_for_new = ["running"]

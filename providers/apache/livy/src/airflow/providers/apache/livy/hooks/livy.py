@@ -53,7 +53,8 @@ _REPLY_EXCERPT_CHARS = 200
 
 def sanitize_endpoint_prefix(endpoint_prefix: str | None) -> str:
     """Return ``endpoint_prefix`` as ``/prefix`` (one leading slash, none trailing), or ``""``."""
-    return f"/{endpoint_prefix.strip('/')}" if endpoint_prefix else ""
+    stripped = endpoint_prefix.strip("/") if endpoint_prefix else ""
+    return f"/{stripped}" if stripped else ""
 
 
 class BatchState(Enum):

@@ -262,9 +262,10 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         if record is None:
             return NO_USABLE_RECORD
         self._track(record)
-        if record.delivered_try is not None:
+        if record.delivered_try is not None and self._delivered_before_a_clear(record, context):
             self.log.info(
-                "%s already delivered its result (try %s); this run submits a new batch",
+                "%s delivered its result in try %s, and the task was cleared since: this run "
+                "submits a new batch",
                 record.describe(),
                 record.delivered_try,
             )
@@ -443,6 +444,21 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
     def _track(self, record: BatchRecord) -> None:
         self._record = record
         self._batch_id = record.batch_id
+
+    def _delivered_before_a_clear(self, record: BatchRecord, context: Context) -> bool:
+        """
+        Whether ``record``'s result was delivered before the task was last cleared (a re-run).
+
+        Clearing a task sets ``max_tries = try_number + retries``, so the first try since the last
+        clear is ``max_tries - retries + 1`` (the task runner computes it the same way). A result
+        delivered by that try or a later one belongs to this run: the try that delivered it died
+        before Airflow recorded its success, and the same result is returned again.
+        """
+        max_tries = getattr(context["ti"], "max_tries", None)
+        if not isinstance(max_tries, int) or record.delivered_try is None:
+            return True
+        first_try_since_clear = max_tries - (self.retries or 0) + 1
+        return record.delivered_try < first_try_since_clear
 
     def _is_live_legacy_zero(self, previous: BatchRecord, context: Context) -> bool:
         """

@@ -1,0 +1,175 @@
+"""
+Fixtures of the end-to-end tests: one real Airflow 3.3 deployment per session, shared by every test.
+
+The crash scenarios the selected tests need are started together, as soon as the deployment is up,
+and run concurrently (``[core] parallelism`` is 4); each test then waits for its own scenario.
+
+``LIVY_E2E_AIRFLOW_HOME=<dir>`` reuses (and keeps) an ``AIRFLOW_HOME``: a warm start skips most of
+the migration and the first parse. Otherwise a scratch home is made in the temp dir and removed
+after a session without failures; after a failure its path (with every process log) is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e.airflow_deployment import CrashRun, Deployment, Event, run_crash_scenario
+
+TESTS = Path(__file__).resolve().parents[1]
+EXAMPLE_DAG = TESTS / "system" / "apache" / "livy" / "example_livy.py"
+TEST_DAGS = sorted((TESTS / "e2e" / "dags").glob("*.py"))
+DAG_IDS = ("example_livy", "example_livy_not_durable", "livy_crash_after_post")
+
+
+def _airflow_version() -> tuple[int, ...]:
+    try:
+        text = version("apache-airflow")
+    except PackageNotFoundError:
+        return ()
+    return tuple(int(part) for part in text.split(".")[:2] if part.isdigit())
+
+
+HAS_AIRFLOW_33 = _airflow_version() >= (3, 3)
+SKIP_REASON = (
+    "the e2e tests run a real Airflow >= 3.3 deployment (task_state_store, ResumableJobMixin); "
+    f"installed: apache-airflow {'.'.join(map(str, _airflow_version())) or 'not installed'}"
+    if not HAS_AIRFLOW_33
+    else "the e2e tests find worker processes in /proc (Linux only)"
+)
+CAN_RUN = HAS_AIRFLOW_33 and sys.platform.startswith("linux")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One crash scenario: the DAG to trigger, what to kill in try 1, and the simulated job's length."""
+
+    dag_id: str
+    kill: str | None
+    job_seconds: int
+
+
+SCENARIOS = {
+    # The job must outlive kill -> retry, else try 2 takes the "already succeeded" path.
+    "task_kill_durable": Scenario("example_livy", kill="task", job_seconds=20),
+    "task_kill_not_durable": Scenario("example_livy_not_durable", kill="task", job_seconds=20),
+    # The heartbeat timeout (10 s) + detection + retry take ~13 s after the kill.
+    "supervisor_kill_durable": Scenario("example_livy", kill="supervisor", job_seconds=35),
+    # The DAG's task kills itself right after POST /batches returned.
+    "kill_after_post_durable": Scenario("livy_crash_after_post", kill=None, job_seconds=20),
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "crash_scenario(name): the test checks the result of that scenario (see e2e/conftest.py)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if CAN_RUN:
+        return
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.path).parents:
+            item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
+
+
+class CrashRuns:
+    """The scenarios of the selected tests, running concurrently against the shared deployment."""
+
+    def __init__(self, deployment: Deployment, names: list[str]) -> None:
+        self.deployment = deployment
+        self._pool = ThreadPoolExecutor(max_workers=max(1, len(names)), thread_name_prefix="scenario")
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        self._futures: dict[str, Future[CrashRun]] = {
+            name: self._pool.submit(self._run, name, f"e2e-{name}-{stamp}") for name in names
+        }
+
+    def _run(self, name: str, run_id: str) -> CrashRun:
+        scenario = SCENARIOS[name]
+
+        def show(event: Event) -> None:
+            print(f"[{name}] {event.seconds:6.1f}s  {event.text}", flush=True)
+
+        return run_crash_scenario(
+            self.deployment,
+            scenario.dag_id,
+            run_id,
+            kill=scenario.kill,
+            conf={"duration": str(scenario.job_seconds)},
+            on_event=show,
+        )
+
+    def get(self, name: str) -> CrashRun:
+        """The finished run of scenario ``name``."""
+        if name not in self._futures:
+            raise KeyError(f"scenario {name!r} was not started: mark the test with crash_scenario({name!r})")
+        return self._futures[name].result(timeout=600)
+
+    def wait_all(self) -> list[CrashRun]:
+        """Every started scenario, finished."""
+        return [self.get(name) for name in self._futures]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture(scope="session")
+def airflow_deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    """A started deployment (stand-in, api-server, scheduler, dag-processor) with the DAGs parsed."""
+    if not CAN_RUN:
+        pytest.skip(SKIP_REASON)
+    reuse = os.environ.get("LIVY_E2E_AIRFLOW_HOME")
+    home = Path(reuse) if reuse else Path(tempfile.mkdtemp(prefix="livy-e2e-"))
+    began = time.monotonic()
+
+    def progress(line: str) -> None:
+        print(f"[deployment {time.monotonic() - began:5.1f}s] {line}", flush=True)
+
+    deployment = Deployment(home, [EXAMPLE_DAG, *TEST_DAGS], parallelism=4, log=progress)
+    try:
+        deployment.start(DAG_IDS)
+        yield deployment
+    finally:
+        deployment.stop()
+        failed = request.session.testsfailed > 0
+        if failed or reuse:
+            request.config.stash[_KEPT_HOME] = str(home)
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+_KEPT_HOME = pytest.StashKey[str]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    home = config.stash.get(_KEPT_HOME, None)
+    if home:
+        terminalreporter.write_line(
+            f"e2e AIRFLOW_HOME kept: {home} (process logs in {home}/process-logs, task logs in {home}/logs)"
+        )
+
+
+@pytest.fixture(scope="session")
+def crash_runs(request: pytest.FixtureRequest, airflow_deployment: Deployment) -> Iterator[CrashRuns]:
+    """Starts, at once, the scenario of every selected test marked ``crash_scenario(name)``."""
+    names = sorted(
+        {marker.args[0] for item in request.session.items for marker in item.iter_markers("crash_scenario")}
+    )
+    runs = CrashRuns(airflow_deployment, names)
+    try:
+        yield runs
+    finally:
+        runs.close()

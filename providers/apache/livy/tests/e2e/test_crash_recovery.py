@@ -1,0 +1,121 @@
+"""
+Crash recovery of LivyOperator under a real Airflow 3.3 scheduler, with real SIGKILLs.
+
+Each test checks one scenario (see ``conftest.SCENARIOS``); the scenarios run concurrently against one
+deployment, each with its own DAG run. A batch belongs to a run by its Spark conf
+(``spark.airflow.run_id``). Livy's POST counter is global, so the exact number of POSTs of one run is
+established in two steps: the stand-in saw exactly as many POSTs as it created batches (no POST
+anywhere was rejected or lost), and this run owns N of those batches, so the run made N POSTs.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+
+from e2e.airflow_deployment import RECONNECT_MESSAGE, CrashRun, alive
+
+if TYPE_CHECKING:
+    from e2e.conftest import CrashRuns
+
+# Skipped by conftest.py unless Airflow >= 3.3 is installed (and /proc exists).
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.timeout(900),  # the first test also waits for the deployment to start
+]
+
+KILLED_BY_SIGKILL = "signal_name=SIGKILL"
+"""What the supervisor logs into a try's log when its task process died of SIGKILL."""
+
+
+def posts_of(runs: CrashRuns, run: CrashRun) -> int:
+    """The POSTs this run made (see the module docstring); waits for every scenario to finish."""
+    finished = runs.wait_all()
+    stats = runs.deployment.livy_stats()
+    every_batch = runs.deployment.livy_batches()
+    assert stats["posts"] == stats["batches_created"] == len(every_batch), (
+        f"the stand-in saw a POST that created no batch, or a batch of no run: {stats}"
+    )
+    assert sum(len(r.batches) for r in finished) == len(every_batch), every_batch
+    return len(run.batches)
+
+
+def check_succeeded_with(run: CrashRun, batch: dict) -> None:
+    """The task succeeded on try 2 and returned ``batch``'s id, and pushed its application id."""
+    assert run.error is None, run.describe()
+    assert run.final_state == "success", run.describe()
+    assert run.try_number == 2, run.describe()
+    assert batch["state"] == "success", run.describe()
+    assert isinstance(run.return_value, int), run.describe()
+    assert run.return_value == batch["id"], run.describe()
+    assert batch["appId"], run.describe()
+    assert run.app_id == batch["appId"], run.describe()
+
+
+@pytest.mark.crash_scenario("task_kill_durable")
+def test_task_process_killed_mid_poll_reconnects(crash_runs: CrashRuns) -> None:
+    run = crash_runs.get("task_kill_durable")
+
+    assert "task" in run.killed_pids, run.describe()
+    assert KILLED_BY_SIGKILL in run.log(1), run.describe()
+    assert RECONNECT_MESSAGE in run.log(2), run.describe()
+    assert "Submitting Livy batch" not in run.log(2), run.describe()
+    assert posts_of(crash_runs, run) == 1, run.describe()
+    (batch,) = run.batches
+    assert batch["name"].startswith("airflow-example_livy-spark_pi-"), batch
+    check_succeeded_with(run, batch)
+
+
+@pytest.mark.crash_scenario("task_kill_not_durable")
+def test_not_durable_control_submits_a_duplicate(crash_runs: CrashRuns) -> None:
+    run = crash_runs.get("task_kill_not_durable")
+
+    assert KILLED_BY_SIGKILL in run.log(1), run.describe()
+    assert RECONNECT_MESSAGE not in run.log(2), run.describe()
+    assert "Submitting Livy batch" in run.log(2), run.describe()
+    assert posts_of(crash_runs, run) == 2, run.describe()
+    first, second = sorted(run.batches, key=lambda b: b["id"])
+    assert first["conf"] == second["conf"], "the same Spark job, submitted twice"
+    assert first["name"] is None, run.batches
+    assert second["name"] is None, run.batches
+    check_succeeded_with(run, second)
+
+
+@pytest.mark.crash_scenario("supervisor_kill_durable")
+def test_supervisor_killed_heartbeat_timeout_reconnects(crash_runs: CrashRuns) -> None:
+    run = crash_runs.get("supervisor_kill_durable")
+
+    assert "supervisor" in run.killed_pids, run.describe()
+    kill_at = next(e.seconds for e in run.events if e.text.startswith("SIGKILL supervisor"))
+    retry_at = next(e.seconds for e in run.events if e.text == "try 2: running")
+    # Only the heartbeat timeout (10 s after the last heartbeat, sent every 2 s) fails try 1; after a
+    # task-process kill, try 2 runs within ~2 s.
+    assert retry_at - kill_at >= 6, f"try 2 started before the heartbeat timeout\n{run.describe()}"
+    assert RECONNECT_MESSAGE in run.log(2), run.describe()
+    assert "Submitting Livy batch" not in run.log(2), run.describe()
+    # The orphaned task process of try 1 polled the same batch meanwhile; once it is gone, there is
+    # still one batch: it never submitted another.
+    orphan = run.killed_pids["task"]
+    deadline = time.monotonic() + 60
+    while alive(orphan) and time.monotonic() < deadline:
+        time.sleep(1)
+    run.batches = crash_runs.deployment.livy_batches(run.run_id)
+    assert posts_of(crash_runs, run) == 1, run.describe()
+    check_succeeded_with(run, run.batches[0])
+
+
+@pytest.mark.crash_scenario("kill_after_post_durable")
+def test_killed_between_post_and_persisting_the_id_finds_the_batch_by_name(crash_runs: CrashRuns) -> None:
+    run = crash_runs.get("kill_after_post_durable")
+
+    assert run.killed_pids == {}, "the task killed itself; the harness killed nothing"
+    assert KILLED_BY_SIGKILL in run.log(1), run.describe()
+    assert "Submitting Livy batch" not in run.log(2), run.describe()
+    assert RECONNECT_MESSAGE in run.log(2), run.describe()
+    assert posts_of(crash_runs, run) == 1, run.describe()
+    (batch,) = run.batches
+    assert batch["name"].startswith("airflow-livy_crash_after_post-spark_pi-"), batch
+    assert f"Found batch '{batch['name']}' under id {batch['id']}" in run.log(2), run.describe()
+    check_succeeded_with(run, batch)
