@@ -474,6 +474,31 @@ class TestExactlyOneBatch:
         assert livy.posted[0]["body"]["name"] == livy.posted[1]["body"]["name"]
         assert (result, len(livy.batches)) == (0, 1)
 
+    def test_refused_post_leaves_no_zombie_for_the_retry_to_adopt(self, livy, store):
+        def refuse_but_register(body: dict[str, Any]) -> tuple[int, str]:
+            livy.add(body["name"], ["starting"])  # Livy's zombie: registered, then refused
+            return 400, json.dumps({"msg": "Rejected, Reason: requirement failed: File is required."})
+
+        livy.post_failure = refuse_but_register
+        with pytest.raises(AirflowException, match="File is required"):
+            run_try(store)
+        assert livy.batches == {}, "the zombie holding our name must be deleted"
+        assert stored(store).final_state == "error"
+        livy.post_failure = None
+        result, _ = run_try(store, try_number=2)
+        assert livy.posted[-1]["body"]["name"] == our_name(submission=2)
+        assert result == 1
+
+    def test_server_error_on_post_keeps_the_name_for_the_retry(self, livy, store):
+        livy.post_failure = lambda body: (500, "internal error")
+        with pytest.raises(AirflowException, match="HTTP 500"):
+            run_try(store)
+        assert stored(store).awaits_creation
+        livy.post_failure = None
+        result, _ = run_try(store, try_number=2)
+        assert livy.posted[-1]["body"]["name"] == our_name(submission=1)
+        assert result == 0
+
     def test_reused_id_is_never_adopted(self, livy, store, logs):
         livy.add("another-teams-batch", ["running", "success"], id=3)
         store.set(KEY, record(batch_id=3, app_id="application_1_0003"))

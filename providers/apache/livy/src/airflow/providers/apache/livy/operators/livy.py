@@ -36,7 +36,12 @@ import requests
 from airflow.configuration import conf as airflow_conf
 from airflow.exceptions import AirflowException
 
-from airflow.providers.apache.livy.exceptions import LivyBatchNotFound, LivyDuplicateBatchName, LivyError
+from airflow.providers.apache.livy.exceptions import (
+    LivyBatchNotFound,
+    LivyDuplicateBatchName,
+    LivyError,
+    LivyHttpError,
+)
 from airflow.providers.apache.livy.hooks.livy import (
     BatchOutcome,
     LivyHook,
@@ -243,7 +248,12 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
             return previous.to_json()
         record = self._next_submission(previous, context)
         self._save(record)
-        batch = self._create_or_find(record.name or "")
+        try:
+            batch = self._create_or_find(record.name or "")
+        except LivyHttpError as rejection:
+            if rejection.http_status < 500:
+                self._abandon_rejected(record)
+            raise
         record.batch_id = validate_batch_id(batch["id"])
         record.app_id = batch.get("appId") if isinstance(batch.get("appId"), str) else None
         self._track(record)
@@ -522,6 +532,21 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
                 f"Could not submit Livy batch {name!r}: {reason}, and no batch has this name"
             )
         return self._create_or_find(name, posts_left=posts_left - 1)
+
+    def _abandon_rejected(self, record: BatchRecord) -> None:
+        """
+        Mark a submission Livy refused (4xx) as failed, and delete the zombie it may have left.
+
+        Livy runs some checks (file, conf) only after registering the batch, so a refused POST can
+        leave a batch stuck in ``starting`` under our name. A retry must not adopt it: the record
+        is marked failed (the retry submits under the next name) and the zombie is deleted.
+        """
+        record.final_state = "error"
+        self._save(record)
+        zombie = self._find_by_name(record.name) if record.name else None
+        if zombie is not None and isinstance(zombie.get("id"), int):
+            self.log.warning("Deleting batch %s that Livy left behind after refusing it", zombie["id"])
+            self.hook.delete_batch(zombie["id"])
 
     def _find_by_name(self, name: str) -> dict[str, Any] | None:
         try:

@@ -1,0 +1,434 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
+"""
+LivyTrigger: serialization, and polling through the real LivyAsyncHook and ``aiohttp``.
+
+The replies come from the ``livy_server`` fixture, a scripted Livy listening on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import importlib
+import inspect
+import time
+from datetime import timedelta
+from typing import Any, ClassVar
+from unittest import mock
+
+import aiohttp
+import pytest
+from airflow.serialization.serialized_objects import BaseSerialization
+
+from airflow.providers.apache.livy.hooks.livy import BatchState, LivyAsyncHook
+from airflow.providers.apache.livy.triggers.livy import LivyTrigger
+
+CLASSPATH = "airflow.providers.apache.livy.triggers.livy.LivyTrigger"
+SECRET = "s3-secret-key-value-123"
+POLL = 0.01
+
+SPARK_PARAMS: dict[str, Any] = {
+    "file": "s3://bucket/app.py",
+    "class_name": None,
+    "args": ["--day", "2026-01-01"],
+    "name": "etl",
+    "proxy_user": "carol",
+    "conf": {"spark.hadoop.fs.s3a.secret.key": SECRET, "spark.executor.instances": "4"},
+}
+
+
+class GatewayAuth(aiohttp.BasicAuth):
+    """A custom aiohttp auth class, importable by its dotted path; records every instance built."""
+
+    created: ClassVar[list[GatewayAuth]] = []
+
+    def __new__(cls, login: str, password: str = "", encoding: str = "latin1") -> GatewayAuth:
+        instance = super().__new__(cls, login, password, encoding)
+        cls.created.append(instance)
+        return instance
+
+
+def import_string(dotted_path: str) -> Any:
+    module_name, _, name = dotted_path.rpartition(".")
+    return getattr(importlib.import_module(module_name), name)
+
+
+def full_trigger(**overrides: Any) -> LivyTrigger:
+    arguments: dict[str, Any] = {
+        "batch_id": 3,
+        "spark_params": copy.deepcopy(SPARK_PARAMS),
+        "livy_conn_id": "livy_prod",
+        "polling_interval": 30,
+        "extra_options": {"ssl": False},
+        "extra_headers": {"X-Tenant": "blue"},
+        "execution_timeout": timedelta(hours=2),
+        "endpoint_prefix": "/gateway/livy",
+        "auth_type": GatewayAuth,
+        "batch_name": "etl-s1-0123456789",
+        **overrides,
+    }
+    return LivyTrigger(**arguments)
+
+
+async def run_trigger(trigger: LivyTrigger) -> dict[str, Any]:
+    events = [event async for event in trigger.run()]
+    assert len(events) == 1
+    return events[0].payload
+
+
+# ---- serialization ------------------------------------------------------------------------------
+
+
+def test_signature_keeps_the_released_parameters():
+    parameters = list(inspect.signature(LivyTrigger.__init__).parameters.items())[1:]
+    released = [
+        ("batch_id", inspect.Parameter.empty),
+        ("spark_params", inspect.Parameter.empty),
+        ("livy_conn_id", "livy_default"),
+        ("polling_interval", 0),
+        ("extra_options", None),
+        ("extra_headers", None),
+        ("livy_hook_async", None),
+        ("execution_timeout", None),
+        ("endpoint_prefix", None),
+    ]
+    assert [(name, parameter.default) for name, parameter in parameters[: len(released)]] == released
+    assert all(parameter.default is None for _, parameter in parameters[len(released) :])
+
+
+def test_serialize_round_trips():
+    trigger = full_trigger()
+    classpath, kwargs = trigger.serialize()
+    assert classpath == CLASSPATH
+    trigger_class = import_string(classpath)
+    assert trigger_class is LivyTrigger
+
+    rebuilt = trigger_class(**kwargs)
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert kwargs["batch_id"] == 3
+    assert kwargs["livy_conn_id"] == "livy_prod"
+    assert kwargs["polling_interval"] == 30
+    assert kwargs["extra_options"] == {"ssl": False}
+    assert kwargs["extra_headers"] == {"X-Tenant": "blue"}
+    assert kwargs["execution_timeout"] == timedelta(hours=2)
+    assert kwargs["endpoint_prefix"] == "/gateway/livy"
+    assert kwargs["batch_name"] == "etl-s1-0123456789"
+    assert "livy_hook_async" not in kwargs
+
+
+def test_serialized_kwargs_survive_airflow_serialization():
+    classpath, kwargs = full_trigger().serialize()
+    restored = BaseSerialization.deserialize(BaseSerialization.serialize(kwargs))
+    assert restored == kwargs
+    assert LivyTrigger(**restored).serialize() == (classpath, kwargs)
+
+
+def test_serialized_conf_values_are_redacted():
+    original = copy.deepcopy(SPARK_PARAMS)
+    trigger = full_trigger(spark_params=original)
+    _, kwargs = trigger.serialize()
+    assert kwargs["spark_params"]["conf"] == {
+        "spark.hadoop.fs.s3a.secret.key": "***",
+        "spark.executor.instances": "***",
+    }
+    assert SECRET not in repr(kwargs)
+    assert SECRET not in repr(BaseSerialization.serialize(kwargs))
+    for key in ("file", "class_name", "args", "name", "proxy_user"):
+        assert kwargs["spark_params"][key] == SPARK_PARAMS[key]
+    # The caller's dict (the operator's spark_params) is not modified.
+    assert original == SPARK_PARAMS
+
+
+@pytest.mark.parametrize("spark_params", [{}, None, {"file": "a.py"}, {"file": "a.py", "conf": None}])
+def test_spark_params_without_conf(spark_params):
+    _, kwargs = LivyTrigger(batch_id=1, spark_params=spark_params).serialize()
+    assert kwargs["spark_params"] == (spark_params or {})
+
+
+def test_auth_type_is_serialized_as_a_dotted_path_and_imported_back():
+    _, kwargs = full_trigger().serialize()
+    assert kwargs["auth_type"] == f"{GatewayAuth.__module__}.GatewayAuth"
+    hook = LivyTrigger(**kwargs)._get_async_hook()
+    assert hook.auth_type is GatewayAuth
+
+
+def test_library_auth_type_round_trips():
+    _, kwargs = full_trigger(auth_type=aiohttp.BasicAuth).serialize()
+    assert import_string(kwargs["auth_type"]) is aiohttp.BasicAuth
+    assert LivyTrigger(**kwargs)._get_async_hook().auth_type is aiohttp.BasicAuth
+
+
+def test_default_auth_type():
+    _, kwargs = LivyTrigger(batch_id=1, spark_params={}).serialize()
+    assert kwargs["auth_type"] is None
+    assert LivyTrigger(**kwargs)._get_async_hook().auth_type is aiohttp.BasicAuth
+
+
+def test_hook_is_built_from_the_serialized_arguments():
+    _, kwargs = full_trigger().serialize()
+    hook = LivyTrigger(**kwargs)._get_async_hook()
+    assert isinstance(hook, LivyAsyncHook)
+    assert hook.http_conn_id == "livy_prod"
+    assert hook.endpoint_prefix == "/gateway/livy"
+    assert hook.extra_headers == {"X-Tenant": "blue"}
+    assert hook.extra_options == {"ssl": False}
+
+
+# ---- polling ------------------------------------------------------------------------------------
+
+
+def script_log(livy_server, lines, batch_id=1, prefix=""):
+    livy_server.reply(
+        "GET",
+        f"{prefix}/batches/{batch_id}/log",
+        json_body={"id": batch_id, "from": 0, "total": len(lines), "log": lines},
+    )
+
+
+async def test_success_event_with_logs(livy_server):
+    for state in ("starting", "running", "success"):
+        livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": state})
+    script_log(livy_server, ["stdout: ", "job done"])
+    event = await run_trigger(LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL))
+    assert event["status"] == "success"
+    assert event["batch_id"] == 1
+    assert event["state"] == "success"
+    assert event["log_lines"] == ["stdout: ", "job done"]
+    assert livy_server.paths() == ["/batches/1/state"] * 3 + ["/batches/1/log"]
+
+
+@pytest.mark.parametrize("state", ["dead", "killed", "error"])
+async def test_failed_batch_gives_an_error_event_with_its_state(livy_server, state):
+    livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": "running"})
+    livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": state})
+    script_log(livy_server, ["stderr: ", "Exception in thread main"])
+    event = await run_trigger(LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL))
+    assert event["status"] == "error"
+    assert event["state"] == state
+    assert state in event["response"]
+    assert event["log_lines"] == ["stderr: ", "Exception in thread main"]
+
+
+@pytest.mark.parametrize("state", ["recovering", "not_started", "hibernating"])
+async def test_non_terminal_states_keep_polling(livy_server, state):
+    livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": state})
+    livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": "success"})
+    script_log(livy_server, [])
+    event = await run_trigger(LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL))
+    assert event["status"] == "success"
+    assert livy_server.paths().count("/batches/1/state") == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type", "expected"),
+    [
+        (404, '{"msg": "Session \'1\' not found."}', "application/json", "not found"),
+        (500, '{"msg": "internal trouble"}', "application/json", "internal trouble"),
+        (200, "<html>gateway login</html>", "text/html", "gateway login"),
+        (200, '{"id": 1}', "application/json", "batch 1"),
+    ],
+    ids=["404", "500", "html", "no-state"],
+)
+async def test_unreadable_state_gives_an_error_event(livy_server, status, body, content_type, expected):
+    livy_server.reply("GET", "/batches/1/state", status=status, body=body, content_type=content_type)
+    event = await run_trigger(LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL))
+    assert event["status"] == "error"
+    assert event["batch_id"] == 1
+    assert expected in event["response"]
+    assert "state" not in event
+    assert livy_server.paths() == ["/batches/1/state"]
+
+
+async def test_timeout_event(livy_server):
+    livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": "running"})
+    trigger = LivyTrigger(
+        batch_id=1, spark_params={}, polling_interval=POLL, execution_timeout=timedelta(milliseconds=150)
+    )
+    started = time.monotonic()
+    event = await run_trigger(trigger)
+    elapsed = time.monotonic() - started
+    assert event["status"] == "timeout"
+    assert event["batch_id"] == 1
+    assert 0.15 <= elapsed < 5
+    assert len(livy_server.requests) >= 2
+    assert "/batches/1/log" not in livy_server.paths()
+
+
+async def test_polling_interval_zero_reports_success_at_once(livy_server):
+    event = await run_trigger(LivyTrigger(batch_id=5, spark_params={}, polling_interval=0))
+    assert event["status"] == "success"
+    assert event["batch_id"] == 5
+    assert livy_server.requests == []
+
+
+async def test_log_failure_still_reports_the_outcome(livy_server):
+    livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": "success"})
+    livy_server.reply("GET", "/batches/1/log", status=403, body="")
+    event = await run_trigger(LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL))
+    assert event["status"] == "success"
+    assert event["state"] == "success"
+    assert event["log_lines"] is None
+
+
+async def test_invalid_batch_id_gives_an_error_event(livy_server):
+    event = await run_trigger(LivyTrigger(batch_id="1/../2", spark_params={}, polling_interval=POLL))
+    assert event["status"] == "error"
+    assert livy_server.requests == []
+
+
+async def test_unreachable_livy_gives_an_error_event(make_livy_conn):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    make_livy_conn("livy_down", port=port)
+    trigger = LivyTrigger(batch_id=1, spark_params={}, livy_conn_id="livy_down", polling_interval=POLL)
+    event = await run_trigger(trigger)
+    assert event["status"] == "error"
+
+
+# ---- the batch name fence ---------------------------------------------------------------------------
+
+
+async def test_batch_with_another_name_is_not_watched(livy_server):
+    livy_server.reply(
+        "GET", "/batches/1", json_body={"id": 1, "name": "someone-else-s1-ffff", "state": "running"}
+    )
+    trigger = LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL, batch_name="etl-s1-0123")
+    event = await run_trigger(trigger)
+    assert event["status"] == "error"
+    assert "someone-else-s1-ffff" in event["response"]
+    assert "etl-s1-0123" in event["response"]
+    assert "reused" in event["response"]
+    assert livy_server.paths() == ["/batches/1"]
+
+
+async def test_batch_with_its_name_is_watched_to_the_end(livy_server):
+    for state in ("running", "success"):
+        livy_server.reply("GET", "/batches/1", json_body={"id": 1, "name": "etl-s1-0123", "state": state})
+    script_log(livy_server, ["ok"])
+    trigger = LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL, batch_name="etl-s1-0123")
+    event = await run_trigger(trigger)
+    assert event["status"] == "success"
+    assert event["state"] == "success"
+    assert event["log_lines"] == ["ok"]
+    assert livy_server.paths() == ["/batches/1", "/batches/1", "/batches/1/log"]
+
+
+async def test_batch_name_changing_while_watched_is_caught(livy_server):
+    livy_server.reply("GET", "/batches/1", json_body={"id": 1, "name": "etl-s1-0123", "state": "running"})
+    livy_server.reply("GET", "/batches/1", json_body={"id": 1, "name": "other-s1-9", "state": "success"})
+    trigger = LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL, batch_name="etl-s1-0123")
+    event = await run_trigger(trigger)
+    assert event["status"] == "error"
+    assert "other-s1-9" in event["response"]
+    assert "/batches/1/log" not in livy_server.paths()
+
+
+async def test_livy_without_names_is_trusted(livy_server):
+    # Livy 0.5 has no "name" field; the batch cannot be checked, so it is followed as before.
+    livy_server.reply("GET", "/batches/1", json_body={"id": 1, "state": "dead", "appId": None})
+    script_log(livy_server, [])
+    trigger = LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL, batch_name="etl-s1-0123")
+    event = await run_trigger(trigger)
+    assert event["status"] == "error"
+    assert event["state"] == "dead"
+
+
+async def test_batch_gone_under_the_fence(livy_server):
+    livy_server.reply("GET", "/batches/1", status=404, json_body={"msg": "Session '1' not found."})
+    trigger = LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL, batch_name="etl-s1-0123")
+    event = await run_trigger(trigger)
+    assert event["status"] == "error"
+    assert "not found" in event["response"]
+
+
+# ---- what reaches Livy --------------------------------------------------------------------------
+
+
+async def test_prefix_headers_and_auth_reach_livy(livy_server, monkeypatch):
+    monkeypatch.setattr(GatewayAuth, "created", [])
+    livy_server.connection("livy_gateway", login="svc-airflow", password="gateway-password")
+    livy_server.reply("GET", "/gw/livy/batches/8/state", json_body={"id": 8, "state": "running"})
+    livy_server.reply("GET", "/gw/livy/batches/8/state", json_body={"id": 8, "state": "success"})
+    script_log(livy_server, ["line"], batch_id=8, prefix="/gw/livy")
+
+    # Through serialize(), as the triggerer would build it.
+    _, kwargs = LivyTrigger(
+        batch_id=8,
+        spark_params={},
+        livy_conn_id="livy_gateway",
+        polling_interval=POLL,
+        extra_headers={"X-Tenant": "blue"},
+        endpoint_prefix="/gw/livy/",
+        auth_type=GatewayAuth,
+    ).serialize()
+    event = await run_trigger(LivyTrigger(**kwargs))
+
+    assert event["status"] == "success"
+    assert livy_server.paths() == ["/gw/livy/batches/8/state"] * 2 + ["/gw/livy/batches/8/log"]
+    expected_auth = "Basic " + base64.b64encode(b"svc-airflow:gateway-password").decode()
+    for request in livy_server.requests:
+        assert request.headers["X-Tenant"] == "blue"
+        assert request.headers["Authorization"] == expected_auth
+    assert [(auth.login, auth.password) for auth in GatewayAuth.created] == [
+        ("svc-airflow", "gateway-password")
+    ]
+    assert "gateway-password" not in repr(event)
+
+
+# ---- a ready-made hook ----------------------------------------------------------------------------
+
+
+async def test_given_async_hook_is_used():
+    hook = mock.MagicMock(spec=LivyAsyncHook)
+    hook.get_batch_state = mock.AsyncMock(
+        side_effect=[
+            {"status": "success", "batch_state": BatchState.RUNNING, "response": "ok"},
+            {"status": "success", "batch_state": BatchState.KILLED, "response": "ok"},
+        ]
+    )
+    hook.dump_batch_logs = mock.AsyncMock(return_value="Could not read the log")
+    trigger = LivyTrigger(batch_id=2, spark_params={}, polling_interval=POLL, livy_hook_async=hook)
+    event = await run_trigger(trigger)
+    assert event["status"] == "error"
+    assert event["state"] == "killed"
+    assert event["log_lines"] is None
+    assert hook.get_batch_state.await_args_list == [mock.call(2), mock.call(2)]
+    hook.dump_batch_logs.assert_awaited_once_with(2)
+    assert "livy_hook_async" not in trigger.serialize()[1]
+
+
+async def test_hook_error_dict_becomes_an_error_event():
+    hook = mock.MagicMock(spec=LivyAsyncHook)
+    hook.get_batch_state = mock.AsyncMock(
+        return_value={"status": "error", "batch_state": "error", "response": "Livy is down", "status_code": 503}
+    )
+    trigger = LivyTrigger(batch_id=2, spark_params={}, polling_interval=POLL, livy_hook_async=hook)
+    event = await run_trigger(trigger)
+    assert event == {"status": "error", "batch_id": 2, "response": "Livy is down", "log_lines": None}
+
+
+async def test_unexpected_exception_becomes_an_error_event():
+    hook = mock.MagicMock(spec=LivyAsyncHook)
+    hook.get_batch_state = mock.AsyncMock(side_effect=RuntimeError("event loop trouble"))
+    trigger = LivyTrigger(batch_id=2, spark_params={}, polling_interval=POLL, livy_hook_async=hook)
+    event = await run_trigger(trigger)
+    assert event["status"] == "error"
+    assert "event loop trouble" in event["response"]
