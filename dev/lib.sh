@@ -22,8 +22,7 @@ ensure_uv() {
 make_env() {
   local version="$1" env="$VENVS/airflow-$1"
   log "environment for Airflow $version: $env"
-  [[ -x "$env/bin/python" ]] || "${UV[@]}" venv --quiet --python 3.11 "$env" \
-    || "${UV[@]}" venv --quiet --python python3 "$env"
+  [[ -x "$env/bin/python" ]] || "${UV[@]}" venv --quiet --python "$(command -v python3)" "$env"
   "${UV[@]}" pip sync --quiet --python "$env/bin/python" "$ROOT/dev/requirements/airflow-$version.txt"
   "${UV[@]}" pip install --quiet --python "$env/bin/python" --no-deps \
     -e "$ROOT/providers/apache/livy" -e "$ROOT/dev/livy-standin"
