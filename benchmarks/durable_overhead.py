@@ -16,9 +16,8 @@ import sys
 import time
 from typing import Any
 
-from livy_standin import LivyStandin
-
 from airflow.providers.apache.livy.operators.livy import LivyOperator
+from livy_standin import LivyStandin
 
 JOB = {"spark.standin.startingSeconds": "0.05", "spark.standin.durationSeconds": "0.3"}
 
