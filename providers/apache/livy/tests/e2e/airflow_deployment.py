@@ -682,8 +682,11 @@ def run_crash_scenario(
                 event(f"try {state[1]}: {state[0]}")
             for batch in deployment.livy_batches(run_id):
                 if batch["id"] not in seen_batches:
+                    active = [i for i, state in seen_batches.items() if state in ("starting", "running")]
+                    note = f": a duplicate, batch {active[0]} still runs" if active else ""
                     event(
-                        f"Livy created batch {batch['id']} ({batch['name'] or 'no name'}), {batch['state']}"
+                        f"Livy created batch {batch['id']} ({batch['name'] or 'no name'}), "
+                        f"{batch['state']}{note}"
                     )
                 elif batch["state"] != seen_batches[batch["id"]] and batch["state"] in (
                     "success",

@@ -92,12 +92,12 @@ def test_class_attributes(hook_class):
     assert hook_class.default_conn_name == "livy_default"
     assert hook_class.conn_name_attr == "livy_conn_id"
     assert hook_class.hook_name == "Apache Livy"
-    assert hook_class.TERMINAL_STATES == {
+    assert {
         BatchState.SUCCESS,
         BatchState.DEAD,
         BatchState.KILLED,
         BatchState.ERROR,
-    }
+    } == hook_class.TERMINAL_STATES
     assert sorted(state.value for state in hook_class.TERMINAL_STATES) == [
         "dead",
         "error",
@@ -159,7 +159,7 @@ def test_sync_hook_signatures_match_the_released_api():
         ("log_start_position", empty),
         ("log_batch_size", empty),
     ]
-    assert [name for name, _ in _parameters(LivyHook.get_batch)][0] == "session_id"
+    assert next(iter(_parameters(LivyHook.get_batch)))[0] == "session_id"
     assert _parameters(LivyHook.delete_batch) == [("session_id", empty)]
     assert _parameters(LivyHook.dump_batch_logs) == [("session_id", empty)]
 

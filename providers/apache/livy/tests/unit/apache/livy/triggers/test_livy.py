@@ -418,7 +418,12 @@ async def test_given_async_hook_is_used():
 async def test_hook_error_dict_becomes_an_error_event():
     hook = mock.MagicMock(spec=LivyAsyncHook)
     hook.get_batch_state = mock.AsyncMock(
-        return_value={"status": "error", "batch_state": "error", "response": "Livy is down", "status_code": 503}
+        return_value={
+            "status": "error",
+            "batch_state": "error",
+            "response": "Livy is down",
+            "status_code": 503,
+        }
     )
     trigger = LivyTrigger(batch_id=2, spark_params={}, polling_interval=POLL, livy_hook_async=hook)
     event = await run_trigger(trigger)

@@ -1,0 +1,347 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
+"""
+The provider imports and works on every supported Airflow: 2.11, 3.0-3.2 (stub mixin) and 3.3+.
+
+Run on each installed Airflow; the tests marked ``airflow33`` only apply from 3.3 on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from packaging.version import Version
+
+from airflow.providers.apache.livy import version_compat
+from airflow.providers.apache.livy.get_provider_info import get_provider_info
+from airflow.providers.apache.livy.utils import resumable_stub
+from airflow.providers.apache.livy.version_compat import HAS_RESUMABLE_JOB_MIXIN
+
+PUBLIC_MODULES = [
+    "airflow.providers.apache.livy",
+    "airflow.providers.apache.livy.exceptions",
+    "airflow.providers.apache.livy.get_provider_info",
+    "airflow.providers.apache.livy.hooks.livy",
+    "airflow.providers.apache.livy.operators.livy",
+    "airflow.providers.apache.livy.sensors.livy",
+    "airflow.providers.apache.livy.triggers.livy",
+    "airflow.providers.apache.livy.utils.batch_record",
+    "airflow.providers.apache.livy.utils.resumable_stub",
+    "airflow.providers.apache.livy.version_compat",
+]
+
+RELEASED_NAMES = {
+    "airflow.providers.apache.livy.hooks.livy": [
+        "BatchState",
+        "LivyHook",
+        "LivyAsyncHook",
+        "sanitize_endpoint_prefix",
+    ],
+    "airflow.providers.apache.livy.operators.livy": ["LivyOperator"],
+    "airflow.providers.apache.livy.sensors.livy": ["LivySensor"],
+    "airflow.providers.apache.livy.triggers.livy": ["LivyTrigger"],
+}
+
+only_before_3_3 = pytest.mark.skipif(HAS_RESUMABLE_JOB_MIXIN, reason="Airflow 3.3+ has the real mixin")
+requires_3_3 = pytest.mark.skipif(
+    not HAS_RESUMABLE_JOB_MIXIN, reason="needs Airflow 3.3+ (ResumableJobMixin)"
+)
+
+
+def airflow_version() -> Version:
+    from airflow import __version__
+
+    return Version(Version(__version__).base_version)
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES)
+def test_every_public_module_imports(module):
+    assert importlib.import_module(module) is not None
+
+
+@pytest.mark.parametrize(("module", "names"), RELEASED_NAMES.items())
+def test_released_names_exist(module, names):
+    imported = importlib.import_module(module)
+    for name in names:
+        assert hasattr(imported, name), f"{module}.{name}"
+
+
+def test_version_flags_match_the_installed_airflow():
+    version = airflow_version()
+    assert version_compat.get_base_airflow_version_tuple() == (version.major, version.minor, version.micro)
+    assert (version >= Version("3.0.0")) == version_compat.AIRFLOW_V_3_0_PLUS
+    assert (version >= Version("3.3.0")) == HAS_RESUMABLE_JOB_MIXIN
+
+
+def test_mixin_flag_matches_what_airflow_offers():
+    try:
+        from airflow.sdk import ResumableJobMixin  # noqa: F401
+    except ImportError:
+        offered = False
+    else:
+        offered = True
+    assert offered == HAS_RESUMABLE_JOB_MIXIN
+
+
+def test_base_classes_come_from_the_right_place():
+    if version_compat.AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk import BaseOperator, BaseSensorOperator
+    else:
+        from airflow.models import BaseOperator
+        from airflow.sensors.base import BaseSensorOperator
+    assert version_compat.BaseOperator is BaseOperator
+    assert version_compat.BaseSensorOperator is BaseSensorOperator
+    assert callable(version_compat.mask_secret)
+
+
+def make_operator(**kwargs: Any):
+    from airflow.providers.apache.livy.operators.livy import LivyOperator
+
+    return LivyOperator(task_id="spark_job", file="s3://bucket/app.py", **kwargs)
+
+
+def durability_warnings(**kwargs: Any) -> list[warnings.WarningMessage]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make_operator(**kwargs)
+    return [
+        warning
+        for warning in caught
+        if issubclass(warning.category, UserWarning) and "no effect" in str(warning.message)
+    ]
+
+
+# ---- Airflow < 3.3: the stub mixin -------------------------------------------------------------------
+
+
+@only_before_3_3
+def test_stub_mixin_is_used_before_3_3():
+    from airflow.providers.apache.livy.operators.livy import LivyOperator
+
+    assert HAS_RESUMABLE_JOB_MIXIN is False
+    assert version_compat.ResumableJobMixin is resumable_stub.ResumableJobMixin
+    assert resumable_stub.ResumableJobMixin in LivyOperator.__mro__
+    operator = make_operator()
+    assert operator.task_id == "spark_job"
+    assert operator.durable is True
+    assert operator.external_id_key == "livy_batch_id"
+
+
+@only_before_3_3
+@pytest.mark.parametrize("durable", [True, False])
+def test_durable_warns_before_3_3(durable):
+    with pytest.warns(UserWarning, match="no effect"):
+        operator = make_operator(durable=durable)
+    assert operator.durable is durable
+
+
+@only_before_3_3
+def test_no_warning_without_durable():
+    assert durability_warnings() == []
+
+
+class FakeTaskInstance:
+    try_number = 1
+
+    def __init__(self) -> None:
+        self.xcoms: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+
+@only_before_3_3
+def test_operator_submits_polls_and_returns_on_the_stub(mocked_responses, livy_base_url):
+    batch = {"id": 9, "name": None, "state": "starting", "appId": None, "appInfo": {}, "log": []}
+    mocked_responses.post(f"{livy_base_url}/batches", status=201, json=batch)
+    mocked_responses.get(f"{livy_base_url}/batches/9", json={**batch, "state": "running"})
+    mocked_responses.get(
+        f"{livy_base_url}/batches/9", json={**batch, "state": "success", "appId": "application_1_0009"}
+    )
+    mocked_responses.get(
+        f"{livy_base_url}/batches/9/log", json={"id": 9, "from": 0, "total": 1, "log": ["done"]}
+    )
+    ti = FakeTaskInstance()
+    operator = make_operator(polling_interval=0.01, conf={"spark.x": "1"})
+
+    assert operator.execute({"ti": ti}) == 9
+
+    requests_sent = [(call.request.method, call.request.path_url) for call in mocked_responses.calls]
+    assert requests_sent[0] == ("POST", "/batches")
+    assert [method for method, _ in requests_sent].count("POST") == 1
+    assert ("GET", "/batches/9") in requests_sent
+    assert requests_sent[-1][1].startswith("/batches/9/log")
+    assert json.loads(mocked_responses.calls[0].request.body) == {
+        "file": "s3://bucket/app.py",
+        "conf": {"spark.x": "1"},
+    }
+    assert ti.xcoms["app_id"] == "application_1_0009"
+
+
+@only_before_3_3
+def test_operator_fails_when_the_batch_dies_on_the_stub(mocked_responses, livy_base_url):
+    from airflow.exceptions import AirflowException
+
+    batch = {"id": 4, "name": None, "state": "starting", "appId": None, "appInfo": {}, "log": []}
+    mocked_responses.post(f"{livy_base_url}/batches", status=201, json=batch)
+    mocked_responses.get(f"{livy_base_url}/batches/4", json={**batch, "state": "dead"})
+    mocked_responses.get(f"{livy_base_url}/batches/4/log", json={"id": 4, "from": 0, "total": 0, "log": []})
+    with pytest.raises(AirflowException, match="dead"):
+        make_operator(polling_interval=0.01).execute({"ti": FakeTaskInstance()})
+
+
+# ---- the stub itself (importable on every version) ----------------------------------------------------
+
+
+class RecordingJob(resumable_stub.ResumableJobMixin):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.calls: list[tuple[str, Any]] = []
+
+    def submit_job(self, context: Any) -> Any:
+        self.calls.append(("submit_job", context))
+        return "job-1"
+
+    def poll_until_complete(self, external_id: Any, context: Any) -> Any:
+        self.calls.append(("poll_until_complete", external_id))
+        return None
+
+    def get_job_result(self, external_id: Any, context: Any) -> Any:
+        self.calls.append(("get_job_result", external_id))
+        return f"result of {external_id}"
+
+
+def test_stub_execute_resumable_submits_polls_and_returns():
+    job = RecordingJob()
+    context = {"ti": None, "task_state_store": None}
+    assert job.execute_resumable(context) == "result of job-1"
+    assert job.calls == [
+        ("submit_job", context),
+        ("poll_until_complete", "job-1"),
+        ("get_job_result", "job-1"),
+    ]
+    assert job.durable is True
+    assert RecordingJob(durable=False).durable is False
+
+
+def test_stub_execute_resumable_submits_again_on_every_call():
+    job = RecordingJob()
+    job.execute_resumable({})
+    job.execute_resumable({})
+    assert [name for name, _ in job.calls].count("submit_job") == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "arguments"),
+    [
+        ("submit_job", ({},)),
+        ("get_job_status", ("id", {})),
+        ("is_job_active", ("running",)),
+        ("is_job_succeeded", ("success",)),
+        ("poll_until_complete", ("id", {})),
+        ("get_job_result", ("id", {})),
+    ],
+)
+def test_stub_hooks_must_be_implemented(method, arguments):
+    with pytest.raises(NotImplementedError):
+        getattr(resumable_stub.ResumableJobMixin(), method)(*arguments)
+
+
+# ---- Airflow 3.3+: the real mixin ---------------------------------------------------------------------
+
+
+@pytest.mark.airflow33
+@requires_3_3
+def test_real_mixin_is_in_the_mro():
+    from airflow.sdk import ResumableJobMixin
+
+    from airflow.providers.apache.livy.operators.livy import LivyOperator
+
+    assert HAS_RESUMABLE_JOB_MIXIN is True
+    assert version_compat.ResumableJobMixin is ResumableJobMixin
+    assert ResumableJobMixin in LivyOperator.__mro__
+    assert resumable_stub.ResumableJobMixin not in LivyOperator.__mro__
+
+
+@pytest.mark.airflow33
+@requires_3_3
+@pytest.mark.parametrize("durable", [True, False, None])
+def test_durable_is_honoured_without_warning_on_3_3(durable):
+    kwargs = {} if durable is None else {"durable": durable}
+    assert durability_warnings(**kwargs) == []
+    assert make_operator(**kwargs).durable is (True if durable is None else durable)
+
+
+# ---- provider metadata ----------------------------------------------------------------------------
+
+
+def provider_yaml() -> dict[str, Any]:
+    for folder in Path(__file__).resolve().parents:
+        candidate = folder / "provider.yaml"
+        if candidate.is_file():
+            return yaml.safe_load(candidate.read_text())
+    raise AssertionError("provider.yaml not found above the tests")
+
+
+def modules(section: list[dict[str, Any]]) -> list[str]:
+    return sorted(module for entry in section for module in entry.get("python-modules", []))
+
+
+def test_provider_info_matches_provider_yaml():
+    declared = provider_yaml()
+    info = get_provider_info()
+    assert info["package-name"] == declared["package-name"] == "apache-airflow-providers-apache-livy"
+    assert info["name"] == declared["name"]
+    for section in ("operators", "sensors", "hooks", "triggers"):
+        assert modules(info[section]) == modules(declared[section]), section
+    assert [entry["integration-name"] for entry in info["integrations"]] == [
+        entry["integration-name"] for entry in declared["integrations"]
+    ]
+    assert [(entry["hook-class-name"], entry["connection-type"]) for entry in info["connection-types"]] == [
+        (entry["hook-class-name"], entry["connection-type"]) for entry in declared["connection-types"]
+    ]
+
+
+def test_provider_info_points_at_real_code():
+    info = get_provider_info()
+    for section in ("operators", "sensors", "hooks", "triggers"):
+        for module in modules(info[section]):
+            importlib.import_module(module)
+    for entry in info["connection-types"]:
+        module_name, _, class_name = entry["hook-class-name"].rpartition(".")
+        hook_class = getattr(importlib.import_module(module_name), class_name)
+        assert hook_class.conn_type == entry["connection-type"] == "livy"
+        assert hook_class.hook_name == entry.get("hook-name", hook_class.hook_name)
+
+
+def test_provider_info_is_registered_as_an_entry_point():
+    values = [entry.value for entry in importlib.metadata.entry_points(group="apache_airflow_provider")]
+    assert "airflow.providers.apache.livy.get_provider_info:get_provider_info" in values
+
+
+def test_package_version_matches_provider_yaml():
+    from airflow.providers.apache import livy
+
+    assert livy.__version__ == provider_yaml()["versions"][0]
+    assert importlib.metadata.version("apache-airflow-providers-apache-livy") == livy.__version__
