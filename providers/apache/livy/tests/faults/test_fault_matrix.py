@@ -175,8 +175,10 @@ def test_livy_restart_reuses_the_id_for_another_teams_batch(livy, run_try):
     result = result_of(run_try(2))
 
     mine = [batch for batch in ours(livy) if not batch["forgotten"]]
-    assert len(mine) == 1 and mine[0]["name"] != our_first["name"]  # resubmitted, as a new submission
-    assert result["return_value"] == mine[0]["id"] != other["id"]
+    assert len(mine) == 1
+    assert mine[0]["name"] != our_first["name"]  # resubmitted, as a new submission
+    assert result["return_value"] == mine[0]["id"]
+    assert mine[0]["id"] != other["id"]
     assert result["xcoms"] == {"app_id": mine[0]["appId"]}
     assert requests.get(f"{livy.url}/batches/{other['id']}", timeout=10).json()["state"] == "running"
     assert livy.stats()["requests"].get("DELETE /batches/{id}", 0) == 0
