@@ -181,7 +181,8 @@ def test_livy_restart_reuses_the_id_for_another_teams_batch(livy, run_try):
     assert mine[0]["id"] != other["id"]
     assert result["xcoms"] == {"app_id": mine[0]["appId"]}
     assert requests.get(f"{livy.url}/batches/{other['id']}", timeout=10).json()["state"] == "running"
-    assert livy.stats()["requests"].get("DELETE /batches/{id}", 0) == 0
+    requests_seen = livy.stats()["requests"]
+    assert requests_seen["DELETE /batches/{id}"] == requests_seen["DELETE /batches/{name}"] == 0
 
 
 def test_livy_forgot_the_finished_batch(livy, run_try):
