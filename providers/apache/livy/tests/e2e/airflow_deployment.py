@@ -18,7 +18,6 @@ No state-changing request leaves 127.0.0.1.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -66,13 +65,17 @@ def free_port() -> int:
 def wait_until(
     what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.5, diagnose: str = ""
 ) -> Any:
-    """Call ``probe`` until it returns something truthy; raise DeploymentError after ``timeout`` s."""
+    """
+    Call ``probe`` until it returns something truthy; raise DeploymentError after ``timeout`` s.
+
+    A connection error counts as "not yet"; a DeploymentError from ``probe`` ends the wait at once.
+    """
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while True:
         try:
             result = probe()
-        except (requests.RequestException, DeploymentError) as error:
+        except requests.RequestException as error:
             result, last_error = None, error
         if result:
             return result
@@ -251,8 +254,8 @@ class Deployment:
 
         SIGTERM to each process group, SIGKILL to the groups still alive after ``grace`` s, then
         SIGKILL to any remaining process of this deployment (task processes run in process groups of
-        their own, and a killed supervisor leaves its task process orphaned). A process counts as
-        ours only if its environment carries this deployment's marker.
+        their own, and a killed supervisor leaves its task process orphaned). See :meth:`_is_ours`
+        for what counts as ours.
         """
         ours = set(self.extra_pids)
         for component in self.components.values():
@@ -290,19 +293,18 @@ class Deployment:
         """
         Whether ``pid`` is a live process of this deployment.
 
-        Every process started here leads a session of its own, and its descendants stay in that
-        session, orphans included (task processes change only their process group). The environment
-        marker is a second witness (``setproctitle`` may overwrite ``/proc/<pid>/environ``).
+        Its environment carries this deployment's marker; or, as ``setproctitle`` may overwrite
+        ``/proc/<pid>/environ``, it titles itself ``airflow ...`` and belongs to the session of one
+        of our components (each leads a session of its own; descendants stay in it, orphans included:
+        task processes change only their process group).
         """
-        sessions = {c.pid for c in self.components.values()}
-        if session_of(pid) in sessions:
+        if not alive(pid):
+            return False
+        environ = _read_proc(pid, "environ") or b""
+        if f"LIVY_E2E_DEPLOYMENT={self.marker}".encode() in environ.split(b"\0"):
             return True
-        environ = _read_proc(pid, "environ")
-        return (
-            environ is not None
-            and f"LIVY_E2E_DEPLOYMENT={self.marker}".encode() in environ.split(b"\0")
-            and alive(pid)
-        )
+        sessions = {c.pid for c in self.components.values()}
+        return session_of(pid) in sessions and cmdline(pid).startswith("airflow")
 
     def _base_env(self) -> dict[str, str]:
         env = {
@@ -344,7 +346,7 @@ class Deployment:
             "AIRFLOW__API__HOST": LOOPBACK,
             "AIRFLOW__API__PORT": str(self.api_port),
             "AIRFLOW__API__BASE_URL": self.api_url,
-            "AIRFLOW__API_AUTH__JWT_SECRET": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),  # >= 64 bytes for HS512
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
@@ -442,17 +444,13 @@ class Deployment:
             self._check_components()
             errors = self.api("GET", "/importErrors")["import_errors"]
             if errors:
-                raise_now = DeploymentError(
+                raise DeploymentError(
                     "DAG import errors:\n" + "\n".join(f"{e['filename']}: {e['stack_trace']}" for e in errors)
                 )
-                raise _Fatal(raise_now)
             reply = self.http.get(f"{self.api_url}/api/v2/dags/{dag_id}", timeout=10)
             return reply.status_code == 200 and not reply.json().get("is_paused")
 
-        try:
-            wait_until(f"DAG {dag_id!r} to be parsed", parsed, timeout, interval=1, diagnose=self._where())
-        except _Fatal as fatal:
-            raise fatal.error from None
+        wait_until(f"DAG {dag_id!r} to be parsed", parsed, timeout, interval=1, diagnose=self._where())
         self._log(f"DAG {dag_id} parsed ({self.elapsed():.0f} s)")
 
     def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -493,14 +491,18 @@ class Deployment:
         The log of one try, as text: one line per structured event, ``LEVEL event key=value ...``.
 
         The API answers ``{"content": [{"event": ..., "level": ..., "timestamp": ..., ...}], ...}``.
+        "" if there is no log (yet) or the API did not answer.
         """
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
-        reply = self.http.get(
-            f"{self.api_url}/api/v2{path}",
-            params={"full_content": "true"},
-            headers={"Accept": "application/json"},
-            timeout=30,
-        )
+        try:
+            reply = self.http.get(
+                f"{self.api_url}/api/v2{path}",
+                params={"full_content": "true"},
+                headers={"Accept": "application/json"},
+                timeout=30,
+            )
+        except requests.RequestException:
+            return ""
         if reply.status_code != 200:
             return ""
         return "\n".join(_log_line(entry) for entry in reply.json().get("content") or [])
@@ -555,12 +557,6 @@ class Deployment:
             raise DeploymentError(f"refusing to kill {pid}: not a live process of this deployment")
         self.extra_pids.add(pid)
         os.kill(pid, signal.SIGKILL)
-
-
-class _Fatal(Exception):
-    def __init__(self, error: DeploymentError) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 def _ancestors(pid: int) -> list[int]:
@@ -651,8 +647,8 @@ def run_crash_scenario(
     Trigger ``dag_id`` and kill try 1 of ``task_id`` while it polls a running batch; wait for the end.
 
     :param kill: ``"task"`` SIGKILLs the task process, ``"supervisor"`` its supervisor (the LocalExecutor
-        worker; the task process is orphaned and keeps polling), ``None`` kills nothing (a DAG whose
-        task kills itself).
+        worker; the task process is orphaned), ``None`` kills nothing (a DAG whose task kills itself).
+        Transient API errors (a busy api-server) are retried until ``timeout``.
     :return: the run's record; ``error`` says what went wrong if the run did not end in time.
     """
     run = CrashRun(dag_id=dag_id, run_id=run_id, task_id=task_id, kill=kill)
@@ -675,14 +671,19 @@ def run_crash_scenario(
         while True:
             if time.monotonic() > deadline:
                 raise DeploymentError(f"the run did not finish within {timeout:.0f} s")
-            ti = deployment.task_instance(dag_id, run_id, task_id)
+            try:
+                ti = deployment.task_instance(dag_id, run_id, task_id)
+                batches = deployment.livy_batches(run_id)
+            except requests.RequestException:
+                time.sleep(1)
+                continue
             state = (ti["state"], ti["try_number"]) if ti else (None, None)
             if state != seen_state and state[0] is not None:
                 seen_state = state
                 event(f"try {state[1]}: {state[0]}")
-            for batch in deployment.livy_batches(run_id):
+            for batch in batches:
                 if batch["id"] not in seen_batches:
-                    active = [i for i, state in seen_batches.items() if state in ("starting", "running")]
+                    active = [i for i, known in seen_batches.items() if known in ("starting", "running")]
                     note = f": a duplicate, batch {active[0]} still runs" if active else ""
                     event(
                         f"Livy created batch {batch['id']} ({batch['name'] or 'no name'}), "
@@ -756,7 +757,7 @@ def _kill(
         deployment.sigkill(supervisor_pid)
         event(
             f"SIGKILL supervisor {supervisor_pid} while its task process {task_pid} polls "
-            "(the task process is orphaned and keeps polling)"
+            "(the task process is orphaned)"
         )
     else:
         raise ValueError(f"unknown kill target {kill!r}")
@@ -772,5 +773,8 @@ def _collect(deployment: Deployment, run: CrashRun, posts_before: int) -> None:
         for number in range(1, (ti["try_number"] or 0) + 1):
             run.logs[number] = deployment.task_log(run.dag_id, run.run_id, run.task_id, number)
     if run.final_state == "success":
-        run.return_value = deployment.xcom(run.dag_id, run.run_id, run.task_id)
-        run.app_id = deployment.xcom(run.dag_id, run.run_id, run.task_id, "app_id")
+        try:
+            run.return_value = deployment.xcom(run.dag_id, run.run_id, run.task_id)
+            run.app_id = deployment.xcom(run.dag_id, run.run_id, run.task_id, "app_id")
+        except DeploymentError as error:
+            run.error = run.error or f"reading the XComs: {error}"

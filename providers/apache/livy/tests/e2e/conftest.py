@@ -65,7 +65,7 @@ SCENARIOS = {
     "task_kill_durable": Scenario("example_livy", kill="task", job_seconds=20),
     "task_kill_not_durable": Scenario("example_livy_not_durable", kill="task", job_seconds=20),
     # The heartbeat timeout (10 s) + detection + retry take ~13 s after the kill.
-    "supervisor_kill_durable": Scenario("example_livy", kill="supervisor", job_seconds=35),
+    "supervisor_kill_durable": Scenario("example_livy", kill="supervisor", job_seconds=30),
     # The DAG's task kills itself right after POST /batches returned.
     "kill_after_post_durable": Scenario("livy_crash_after_post", kill=None, job_seconds=20),
 }

@@ -91,7 +91,7 @@ def run_try(
     return op.execute(context), ti
 
 
-def our_name(submission: int = 1, prefix: str | None = None) -> str:
+def our_name(submission: int = 1, prefix: str | None = None, first_try: int = 1) -> str:
     ti = FakeTaskInstance()
     return batch_name(
         dag_id=ti.dag_id,
@@ -99,6 +99,7 @@ def our_name(submission: int = 1, prefix: str | None = None) -> str:
         run_id=ti.run_id,
         map_index=ti.map_index,
         submission=submission,
+        first_try=first_try,
         prefix=prefix,
     )
 
@@ -289,6 +290,19 @@ class TestDeferrable:
         event = {"status": "success", "batch_id": 7, "response": "ok", "log_lines": ["a"], "state": "success"}
         assert operator(deferrable=True, livy_endpoint_prefix="gw").execute_complete({"ti": ti}, event) == 7
         assert ti.xcoms["app_id"] == "application_1_0007"
+
+    def test_execute_complete_without_polling_caches_no_unseen_success(self, livy, store):
+        livy.add(our_name(), ["running"], id=7)
+        store.set(KEY, record(batch_id=7))
+        context = {"ti": FakeTaskInstance(), "task_state_store": store}
+        event = {"status": "success", "batch_id": 7, "response": "Batch 7 succeeded", "log_lines": None}
+        assert (
+            operator(deferrable=True, polling_interval=0, livy_endpoint_prefix="gw").execute_complete(
+                context, event
+            )
+            == 7
+        )
+        assert stored(store).final_state is None
 
     def test_execute_complete_error_raises(self):
         event = {"status": "error", "batch_id": 7, "response": "Batch 7 did not succeed", "log_lines": None}
@@ -531,8 +545,24 @@ class TestExactlyOneBatch:
         first, _ = run_try(store, retries=retries)
         second, ti = run_try(store, try_number=2, cleared=True, retries=retries)
         assert (first, second, livy.post_count) == (0, 1, 2)
-        assert livy.posted[1]["body"]["name"] == our_name(submission=2)
+        assert livy.posted[1]["body"]["name"] == our_name(submission=2, first_try=2)
         assert ti.xcoms["app_id"] == "application_1_0001"
+
+    def test_rerun_after_success_with_clear_on_success_never_adopts_the_old_batch(self, livy, store):
+        first, _ = run_try(store)
+        store.clear()  # [state_store] clear_on_success = True; the old batch is still in Livy's memory
+        second, _ = run_try(store, try_number=2, cleared=True)
+        assert (first, second, livy.post_count) == (0, 1, 2)
+        assert livy.posted[1]["body"]["name"] == our_name(submission=1, first_try=2)
+
+    def test_fire_and_forget_retry_after_delivery_returns_the_same_batch(
+        self, livy, store
+    ):
+        first, _ = run_try(store, polling_interval=0, retries=1)
+        livy.batches[0].states = ["dead"]  # it failed after the first try handed it over, then died
+        second, ti = run_try(store, try_number=2, polling_interval=0, retries=1)
+        assert (first, second, livy.post_count) == (0, 0, 1)
+        assert ti.xcoms["app_id"] == "application_1_0000"
 
     @pytest.mark.parametrize("retries", [1, 3])
     def test_retry_after_dying_once_the_result_was_delivered_returns_it_again(self, livy, store, retries):
@@ -579,7 +609,7 @@ class TestExactlyOneBatch:
     def test_dag_name_becomes_the_prefix_of_a_unique_name(self, livy, store):
         run_try(store, name="nightly etl/v2")
         sent = livy.posted[0]["body"]["name"]
-        assert sent.startswith("nightly_etl_v2-s1-")
+        assert sent.startswith("nightly_etl_v2-t1-s1-")
         assert sent == our_name(prefix="nightly etl/v2")
         assert is_valid_batch_name(sent)
 
@@ -653,7 +683,7 @@ class TestBatchNames:
 
     def test_name_is_readable(self):
         name = batch_name(dag_id="etl", task_id="spark", run_id="manual__1", map_index=2, submission=3)
-        assert name.startswith("airflow-etl-spark-manual__1-m2-s3-")
+        assert name.startswith("airflow-etl-spark-manual__1-m2-t1-s3-")
 
     def test_long_identifiers_are_truncated(self):
         name = batch_name(dag_id="d" * 300, task_id="t" * 300, run_id="r" * 300, map_index=-1, submission=1)

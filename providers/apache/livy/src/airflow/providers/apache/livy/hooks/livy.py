@@ -246,9 +246,11 @@ def read_retry_args(retry_args: dict[str, Any]) -> dict[str, Any]:
     """
     Complete tenacity arguments for a read: retry 5xx replies and connection errors, nothing else.
 
-    Keys given by the caller win, so a DAG can still supply its own ``retry`` predicate.
+    Keys given by the caller win, so a DAG can still supply its own ``retry`` predicate. Without a
+    ``stop``, reads give up after 5 attempts (tenacity alone would retry forever).
     """
     return {
+        "stop": tenacity.stop_after_attempt(5),
         "retry": tenacity.retry_if_exception_type((requests.ConnectionError, requests.Timeout))
         | tenacity.retry_if_result(_is_retryable_reply),
         "retry_error_callback": _last_outcome,

@@ -67,7 +67,9 @@ BATCH_GONE = "<batch unknown to Livy>"
 """Synthetic status: Livy knows the batch neither by id nor by name."""
 NO_USABLE_RECORD = "<no usable record>"
 """Synthetic status: the stored value is not a record this provider wrote."""
-_SYNTHETIC_STATUSES = frozenset({RESULT_DELIVERED, BATCH_GONE, NO_USABLE_RECORD})
+DELIVERED_IN_THIS_RUN = "<result delivered in this run>"
+"""Synthetic status, counted as succeeded: a try of this run returned the result, then died."""
+_SYNTHETIC_STATUSES = frozenset({RESULT_DELIVERED, BATCH_GONE, NO_USABLE_RECORD, DELIVERED_IN_THIS_RUN})
 
 _SENSITIVE_CONF_KEY = re.compile(r"secret|password|passwd|token|credential|access\.?key|private|auth", re.I)
 
@@ -272,14 +274,22 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         if record is None:
             return NO_USABLE_RECORD
         self._track(record)
-        if record.delivered_try is not None and self._delivered_before_a_clear(record, context):
+        if record.delivered_try is not None:
+            if self._delivered_before_a_clear(record, context):
+                self.log.info(
+                    "%s delivered its result in try %s, and the task was cleared since: this run "
+                    "submits a new batch",
+                    record.describe(),
+                    record.delivered_try,
+                )
+                return RESULT_DELIVERED
             self.log.info(
-                "%s delivered its result in try %s, and the task was cleared since: this run "
-                "submits a new batch",
+                "%s delivered its result in try %s, which died before Airflow recorded it: "
+                "returning the same result",
                 record.describe(),
                 record.delivered_try,
             )
-            return RESULT_DELIVERED
+            return DELIVERED_IN_THIS_RUN
         if record.final_state is not None:
             self.log.info("%s finished in state %s (remembered)", record.describe(), record.final_state)
             return record.final_state
@@ -297,8 +307,10 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         return status not in _SYNTHETIC_STATUSES and batch_outcome(status) is BatchOutcome.ACTIVE
 
     def is_job_succeeded(self, status: str) -> bool:
-        """Whether the batch finished in Livy's ``success`` state."""
-        return status not in _SYNTHETIC_STATUSES and batch_outcome(status) is BatchOutcome.SUCCEEDED
+        """Whether the batch finished in Livy's ``success`` state (or its result was already delivered)."""
+        if status in _SYNTHETIC_STATUSES:
+            return status == DELIVERED_IN_THIS_RUN
+        return batch_outcome(status) is BatchOutcome.SUCCEEDED
 
     def poll_until_complete(self, external_id: JsonValue, context: Context) -> Any:
         """
@@ -394,7 +406,8 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
                 record.final_state = event["state"]
                 self._save(record)
             raise AirflowException(event["response"])
-        record.final_state = "success"
+        if event.get("state") == "success":  # without polling the trigger reports no state
+            record.final_state = "success"
         if record.app_id is None:
             record.app_id = self._app_id_if_known(record)
         self._save(record)
@@ -459,16 +472,23 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         """
         Whether ``record``'s result was delivered before the task was last cleared (a re-run).
 
-        Clearing a task sets ``max_tries = try_number + retries``, so the first try since the last
-        clear is ``max_tries - retries + 1`` (the task runner computes it the same way). A result
-        delivered by that try or a later one belongs to this run: the try that delivered it died
-        before Airflow recorded its success, and the same result is returned again.
+        A result delivered by the first try since the last clear, or a later one, belongs to this
+        run: the try that delivered it died before Airflow recorded its success.
+        """
+        first_try = self._first_try_since_clear(context)
+        return first_try is None or record.delivered_try is None or record.delivered_try < first_try
+
+    def _first_try_since_clear(self, context: Context) -> int | None:
+        """
+        The first try number since the task was last cleared (``1`` if it never was).
+
+        Clearing a task sets ``max_tries = try_number + retries``, so this is
+        ``max_tries - retries + 1``, as Airflow's task runner computes it. ``None`` if unknown.
         """
         max_tries = getattr(context["ti"], "max_tries", None)
-        if not isinstance(max_tries, int) or record.delivered_try is None:
-            return True
-        first_try_since_clear = max_tries - (self.retries or 0) + 1
-        return record.delivered_try < first_try_since_clear
+        if not isinstance(max_tries, int):
+            return None
+        return max(1, max_tries - (self.retries or 0) + 1)
 
     def _is_live_legacy_zero(self, previous: BatchRecord, context: Context) -> bool:
         """
@@ -499,6 +519,7 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
             run_id=ti.run_id,
             map_index=-1 if ti.map_index is None else ti.map_index,
             submission=submission,
+            first_try=self._first_try_since_clear(context) or ti.try_number or 1,
             prefix=self.spark_params.get("name"),
         )
         return BatchRecord(name=name, submission=submission)
@@ -658,8 +679,9 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         if batch_outcome(batch["state"]) is not BatchOutcome.ACTIVE:
             self._remember_outcome(record, batch)
             return
+        # No defer(timeout=...): the trigger's own deadline ends the wait with a "timeout" event,
+        # so execute_complete can delete the batch instead of leaving it running.
         self.defer(
-            timeout=self.execution_timeout,
             trigger=LivyTrigger(
                 batch_id=record.batch_id if record.batch_id is not None else "",
                 spark_params=self.spark_params,

@@ -156,15 +156,25 @@ def _name_part(text: str, limit: int) -> str:
 
 
 def batch_name(
-    *, dag_id: str, task_id: str, run_id: str, map_index: int, submission: int, prefix: str | None = None
+    *,
+    dag_id: str,
+    task_id: str,
+    run_id: str,
+    map_index: int,
+    submission: int,
+    first_try: int = 1,
+    prefix: str | None = None,
 ) -> str:
     """
     Return the unique, URL-safe Livy batch name of one submission of one task instance.
 
-    Without ``prefix``: ``airflow-<dag>-<task>-<run>[-m<map index>]-s<submission>-<digest>``, readable
-    in the YARN UI. With ``prefix`` (the DAG's own ``name=``): ``<prefix>-s<submission>-<digest>``.
-    Unsafe characters become ``_``; the digest of the exact task instance keeps names distinct when
-    sanitising or truncating makes two of them look alike. Never all digits, never contains ``/``.
+    Without ``prefix``: ``airflow-<dag>-<task>-<run>[-m<map index>]-t<first try>-s<submission>-<digest>``,
+    readable in the YARN UI. With ``prefix`` (the DAG's own ``name=``):
+    ``<prefix>-t<first try>-s<submission>-<digest>``. ``first_try`` is the first try since the task
+    was last cleared, so a re-run never shares a name with the run before it, even if the stored
+    record was deleted. Unsafe characters become ``_``; the digest of the exact task instance keeps
+    names distinct when sanitising or truncating makes two of them look alike. Never all digits,
+    never contains ``/``.
     """
     identity = "\x00".join((dag_id, task_id, run_id, str(map_index), prefix or ""))
     digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
@@ -181,4 +191,4 @@ def batch_name(
         if map_index >= 0:
             parts.append(f"m{map_index}")
         head = "-".join(part for part in parts if part)
-    return f"{head}-s{submission}-{digest}"
+    return f"{head}-t{first_try}-s{submission}-{digest}"
