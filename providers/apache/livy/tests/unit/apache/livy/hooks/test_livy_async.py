@@ -26,12 +26,12 @@ from __future__ import annotations
 import base64
 import json
 import socket
-from typing import ClassVar
 
 import aiohttp
 import pytest
 
 from airflow.providers.apache.livy.hooks.livy import BatchState, LivyAsyncHook
+from unit.apache.livy.gateway_auth import GatewayAuth
 
 CSRF_HEADER = "X-Requested-By"
 
@@ -274,17 +274,6 @@ async def test_caller_csrf_value_is_kept(livy_server):
     livy_server.reply("DELETE", "/batches/3", json_body={"msg": "deleted"})
     await LivyAsyncHook(extra_headers={CSRF_HEADER: "team-a"}).run_method("/batches/3", "DELETE")
     assert livy_server.requests[0].headers[CSRF_HEADER] == "team-a"
-
-
-class GatewayAuth(aiohttp.BasicAuth):
-    """A custom aiohttp auth class; records every instance built."""
-
-    created: ClassVar[list[GatewayAuth]] = []
-
-    def __new__(cls, login: str, password: str = "", encoding: str = "latin1") -> GatewayAuth:
-        instance = super().__new__(cls, login, password, encoding)
-        cls.created.append(instance)
-        return instance
 
 
 async def test_custom_auth_type_is_used(livy_server, monkeypatch):

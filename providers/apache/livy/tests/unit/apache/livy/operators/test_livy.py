@@ -555,9 +555,7 @@ class TestExactlyOneBatch:
         assert (first, second, livy.post_count) == (0, 1, 2)
         assert livy.posted[1]["body"]["name"] == our_name(submission=1, first_try=2)
 
-    def test_fire_and_forget_retry_after_delivery_returns_the_same_batch(
-        self, livy, store
-    ):
+    def test_fire_and_forget_retry_after_delivery_returns_the_same_batch(self, livy, store):
         first, _ = run_try(store, polling_interval=0, retries=1)
         livy.batches[0].states = ["dead"]  # it failed after the first try handed it over, then died
         second, ti = run_try(store, try_number=2, polling_interval=0, retries=1)

@@ -28,7 +28,7 @@ import importlib
 import inspect
 import time
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any
 from unittest import mock
 
 import aiohttp
@@ -37,6 +37,7 @@ from airflow.serialization.serialized_objects import BaseSerialization
 
 from airflow.providers.apache.livy.hooks.livy import BatchState, LivyAsyncHook
 from airflow.providers.apache.livy.triggers.livy import LivyTrigger
+from unit.apache.livy.gateway_auth import GatewayAuth
 
 CLASSPATH = "airflow.providers.apache.livy.triggers.livy.LivyTrigger"
 SECRET = "s3-secret-key-value-123"
@@ -50,17 +51,6 @@ SPARK_PARAMS: dict[str, Any] = {
     "proxy_user": "carol",
     "conf": {"spark.hadoop.fs.s3a.secret.key": SECRET, "spark.executor.instances": "4"},
 }
-
-
-class GatewayAuth(aiohttp.BasicAuth):
-    """A custom aiohttp auth class, importable by its dotted path; records every instance built."""
-
-    created: ClassVar[list[GatewayAuth]] = []
-
-    def __new__(cls, login: str, password: str = "", encoding: str = "latin1") -> GatewayAuth:
-        instance = super().__new__(cls, login, password, encoding)
-        cls.created.append(instance)
-        return instance
 
 
 def import_string(dotted_path: str) -> Any:

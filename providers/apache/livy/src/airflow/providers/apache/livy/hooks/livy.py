@@ -259,8 +259,21 @@ def read_retry_args(retry_args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class _LivyBodyBuilder:
-    """Builds and validates the ``POST /batches`` body; shared by both hooks."""
+class _LivyHookBase:
+    """What both Livy hooks share: identity, terminal states, endpoints and the POST body."""
+
+    TERMINAL_STATES = {BatchState.SUCCESS, BatchState.DEAD, BatchState.KILLED, BatchState.ERROR}
+
+    conn_name_attr = "livy_conn_id"
+    default_conn_name = "livy_default"
+    conn_type = "livy"
+    hook_name = "Apache Livy"
+
+    endpoint_prefix: str
+
+    def _batches(self, suffix: str = "") -> str:
+        """The path of ``/batches`` (plus ``suffix``) behind the endpoint prefix."""
+        return f"{self.endpoint_prefix}/batches{suffix}"
 
     @staticmethod
     def build_post_batch_body(
@@ -360,7 +373,7 @@ def _checked_conf(conf: dict[Any, Any] | None) -> dict[Any, Any] | None:
     return conf
 
 
-class LivyHook(_LivyBodyBuilder, HttpHook):
+class LivyHook(_LivyHookBase, HttpHook):
     """
     Hook for Apache Livy's batch REST API.
 
@@ -375,18 +388,11 @@ class LivyHook(_LivyBodyBuilder, HttpHook):
     :param endpoint_prefix: path prefix in front of ``/batches`` (Livy behind a gateway such as Knox).
     """
 
-    TERMINAL_STATES = {BatchState.SUCCESS, BatchState.DEAD, BatchState.KILLED, BatchState.ERROR}
-
     default_headers = {"Content-Type": "application/json", "Accept": "application/json"}
-
-    conn_name_attr = "livy_conn_id"
-    default_conn_name = "livy_default"
-    conn_type = "livy"
-    hook_name = "Apache Livy"
 
     def __init__(
         self,
-        livy_conn_id: str = default_conn_name,
+        livy_conn_id: str = _LivyHookBase.default_conn_name,
         extra_options: dict[str, Any] | None = None,
         extra_headers: dict[str, Any] | None = None,
         auth_type: Any | None = None,
@@ -469,9 +475,6 @@ class LivyHook(_LivyBodyBuilder, HttpHook):
         return read_livy_reply(
             response.status_code, response.text, method=method, endpoint=endpoint, batch=batch
         )
-
-    def _batches(self, suffix: str = "") -> str:
-        return f"{self.endpoint_prefix}/batches{suffix}"
 
     def submit_batch(self, body: dict[str, Any]) -> dict[str, Any]:
         """
@@ -588,7 +591,7 @@ class LogPager:
         self._total = page["total"] if page_lines else self._start
 
 
-class LivyAsyncHook(_LivyBodyBuilder, HttpAsyncHook):
+class LivyAsyncHook(_LivyHookBase, HttpAsyncHook):
     """
     Asynchronous hook for Apache Livy's batch REST API, used by :class:`~.LivyTrigger`.
 
@@ -602,18 +605,11 @@ class LivyAsyncHook(_LivyBodyBuilder, HttpAsyncHook):
     :param auth_type: the ``aiohttp`` auth class (default ``aiohttp.BasicAuth``).
     """
 
-    TERMINAL_STATES = LivyHook.TERMINAL_STATES
-
     _def_headers = LivyHook.default_headers
-
-    conn_name_attr = "livy_conn_id"
-    default_conn_name = "livy_default"
-    conn_type = "livy"
-    hook_name = "Apache Livy"
 
     def __init__(
         self,
-        livy_conn_id: str = default_conn_name,
+        livy_conn_id: str = _LivyHookBase.default_conn_name,
         extra_options: dict[str, Any] | None = None,
         extra_headers: dict[str, Any] | None = None,
         endpoint_prefix: str | None = None,
@@ -666,9 +662,6 @@ class LivyAsyncHook(_LivyBodyBuilder, HttpAsyncHook):
             )
             text = await response.text()
         return read_livy_reply(response.status, text, method=method, endpoint=endpoint)
-
-    def _batches(self, suffix: str = "") -> str:
-        return f"{self.endpoint_prefix}/batches{suffix}"
 
     async def get_batch_state(self, session_id: int | str) -> Any:
         """
