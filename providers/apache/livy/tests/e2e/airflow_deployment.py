@@ -315,6 +315,10 @@ class Deployment:
         env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
         env["LIVY_E2E_DEPLOYMENT"] = self.marker
         env["PYTHONUNBUFFERED"] = "1"
+        if env.pop("PYTHONDONTWRITEBYTECODE", None):
+            # Each server would compile Airflow from source again (~3 s apiece): keep the bytecode,
+            # in the virtualenv rather than next to the sources.
+            env.setdefault("PYTHONPYCACHEPREFIX", str(Path(sys.prefix) / "pycache"))
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         return env
 
@@ -560,10 +564,11 @@ class Deployment:
 
 
 def _ancestors(pid: int) -> list[int]:
-    found = []
-    while (parent := parent_of(pid)) not in (None, 0, 1):
+    found: list[int] = []
+    parent = parent_of(pid)
+    while parent is not None and parent > 1:
         found.append(parent)
-        pid = parent
+        parent = parent_of(parent)
     return found
 
 
@@ -642,6 +647,7 @@ def run_crash_scenario(
     task_id: str = "spark_pi",
     timeout: float = 240,
     on_event: Callable[[Event], None] | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> CrashRun:
     """
     Trigger ``dag_id`` and kill try 1 of ``task_id`` while it polls a running batch; wait for the end.
@@ -649,6 +655,7 @@ def run_crash_scenario(
     :param kill: ``"task"`` SIGKILLs the task process, ``"supervisor"`` its supervisor (the LocalExecutor
         worker; the task process is orphaned), ``None`` kills nothing (a DAG whose task kills itself).
         Transient API errors (a busy api-server) are retried until ``timeout``.
+    :param cancelled: polled; once it returns True the wait ends (the run is left as it is).
     :return: the run's record; ``error`` says what went wrong if the run did not end in time.
     """
     run = CrashRun(dag_id=dag_id, run_id=run_id, task_id=task_id, kill=kill)
@@ -671,6 +678,8 @@ def run_crash_scenario(
         while True:
             if time.monotonic() > deadline:
                 raise DeploymentError(f"the run did not finish within {timeout:.0f} s")
+            if cancelled():
+                raise DeploymentError("cancelled")
             try:
                 ti = deployment.task_instance(dag_id, run_id, task_id)
                 batches = deployment.livy_batches(run_id)

@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -91,6 +92,7 @@ class CrashRuns:
 
     def __init__(self, deployment: Deployment, names: list[str]) -> None:
         self.deployment = deployment
+        self._closing = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(names)), thread_name_prefix="scenario")
         stamp = time.strftime("%Y%m%dT%H%M%S")
         self._futures: dict[str, Future[CrashRun]] = {
@@ -110,6 +112,7 @@ class CrashRuns:
             kill=scenario.kill,
             conf={"duration": str(scenario.job_seconds)},
             on_event=show,
+            cancelled=self._closing.is_set,
         )
 
     def get(self, name: str) -> CrashRun:
@@ -123,6 +126,8 @@ class CrashRuns:
         return [self.get(name) for name in self._futures]
 
     def close(self) -> None:
+        """Stop waiting for unfinished scenarios (after ``-x``, or an interrupt)."""
+        self._closing.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 

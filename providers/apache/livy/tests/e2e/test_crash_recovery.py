@@ -39,7 +39,16 @@ def posts_of(runs: CrashRuns, run: CrashRun) -> int:
         f"the stand-in saw a POST that created no batch, or a batch of no run: {stats}"
     )
     assert sum(len(r.batches) for r in finished) == len(every_batch), every_batch
+    deletes = stats["requests"]["DELETE /batches/{id}"] + stats["requests"]["DELETE /batches/{name}"]
+    assert deletes == 0, f"a killed or orphaned try deleted a batch: {stats}"
     return len(run.batches)
+
+
+def reconnect_line(run: CrashRun, try_number: int) -> str:
+    """The mixin's "Reconnecting to existing job" line of a try; it shows the stored record."""
+    lines = [line for line in run.log(try_number).splitlines() if RECONNECT_MESSAGE in line]
+    assert len(lines) == 1, run.describe()
+    return lines[0]
 
 
 def check_succeeded_with(run: CrashRun, batch: dict) -> None:
@@ -60,11 +69,12 @@ def test_task_process_killed_mid_poll_reconnects(crash_runs: CrashRuns) -> None:
 
     assert "task" in run.killed_pids, run.describe()
     assert KILLED_BY_SIGKILL in run.log(1), run.describe()
-    assert RECONNECT_MESSAGE in run.log(2), run.describe()
     assert "Submitting Livy batch" not in run.log(2), run.describe()
     assert posts_of(crash_runs, run) == 1, run.describe()
     (batch,) = run.batches
     assert batch["name"].startswith("airflow-example_livy-spark_pi-"), batch
+    # Try 1 had persisted the batch id; try 2 reconnected to it.
+    assert f"'batch_id': {batch['id']}," in reconnect_line(run, 2), run.describe()
     check_succeeded_with(run, batch)
 
 
@@ -93,17 +103,18 @@ def test_supervisor_killed_heartbeat_timeout_reconnects(crash_runs: CrashRuns) -
     # Only the heartbeat timeout (10 s after the last heartbeat, sent every 2 s) fails try 1; after a
     # task-process kill, try 2 runs within ~2 s.
     assert retry_at - kill_at >= 6, f"try 2 started before the heartbeat timeout\n{run.describe()}"
-    assert RECONNECT_MESSAGE in run.log(2), run.describe()
     assert "Submitting Livy batch" not in run.log(2), run.describe()
-    # The orphaned task process of try 1 polled the same batch meanwhile; once it is gone, there is
-    # still one batch: it never submitted another.
+    # The orphaned task process of try 1 may poll the same batch meanwhile (here it dies at its next
+    # log line: its supervisor's socket is gone). Once it is gone, there is still one batch.
     orphan = run.killed_pids["task"]
     deadline = time.monotonic() + 60
     while alive(orphan) and time.monotonic() < deadline:
         time.sleep(1)
     run.batches = crash_runs.deployment.livy_batches(run.run_id)
     assert posts_of(crash_runs, run) == 1, run.describe()
-    check_succeeded_with(run, run.batches[0])
+    (batch,) = run.batches
+    assert f"'batch_id': {batch['id']}," in reconnect_line(run, 2), run.describe()
+    check_succeeded_with(run, batch)
 
 
 @pytest.mark.crash_scenario("kill_after_post_durable")
@@ -113,9 +124,11 @@ def test_killed_between_post_and_persisting_the_id_finds_the_batch_by_name(crash
     assert run.killed_pids == {}, "the task killed itself; the harness killed nothing"
     assert KILLED_BY_SIGKILL in run.log(1), run.describe()
     assert "Submitting Livy batch" not in run.log(2), run.describe()
-    assert RECONNECT_MESSAGE in run.log(2), run.describe()
+    # Only the write-ahead record (the name, no id) had reached the store when try 1 died.
+    assert "'batch_id': None," in reconnect_line(run, 2), run.describe()
     assert posts_of(crash_runs, run) == 1, run.describe()
     (batch,) = run.batches
     assert batch["name"].startswith("airflow-livy_crash_after_post-spark_pi-"), batch
+    assert f"'name': '{batch['name']}'" in reconnect_line(run, 2), run.describe()
     assert f"Found batch '{batch['name']}' under id {batch['id']}" in run.log(2), run.describe()
     check_succeeded_with(run, batch)
