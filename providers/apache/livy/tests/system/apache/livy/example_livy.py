@@ -43,6 +43,7 @@ def spark_pi_dag(dag_id: str, *, durable: bool) -> DAG:
         catchup=False,
         tags=["example", "livy"],
     ) as dag:
+        # [START howto_operator_livy]
         LivyOperator(
             task_id="spark_pi",
             file="local:///opt/spark/examples/jars/spark-examples.jar",
@@ -61,6 +62,7 @@ def spark_pi_dag(dag_id: str, *, durable: bool) -> DAG:
             retries=1,
             retry_delay=timedelta(seconds=1),
         )
+        # [END howto_operator_livy]
     return dag
 
 
