@@ -26,7 +26,9 @@ from airflow.providers.apache.livy.version_compat import AIRFLOW_V_3_0_PLUS
 pytestmark = pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="the example DAG is written for Airflow 3")
 
 
-@pytest.mark.parametrize(("dag_name", "durable"), [("example_livy", True), ("example_livy_not_durable", False)])
+@pytest.mark.parametrize(
+    ("dag_name", "durable"), [("example_livy", True), ("example_livy_not_durable", False)]
+)
 def test_example_dag_is_what_the_docs_show(dag_name, durable):
     example = importlib.import_module("system.apache.livy.example_livy")
     dag = getattr(example, dag_name)

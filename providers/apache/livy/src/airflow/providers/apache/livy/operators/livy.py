@@ -640,7 +640,9 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         return batch
 
     def _wait_until_finished(self, record: BatchRecord) -> None:
-        self.log.info("Waiting for %s to finish, polling every %s s", record.describe(), self._polling_interval)
+        self.log.info(
+            "Waiting for %s to finish, polling every %s s", record.describe(), self._polling_interval
+        )
         while True:
             batch = self._read_own_batch(record)
             if batch_outcome(batch["state"]) is not BatchOutcome.ACTIVE:
