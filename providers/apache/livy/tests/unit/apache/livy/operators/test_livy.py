@@ -414,6 +414,13 @@ class TestLivyOperatorResumable:
             run_try(store, try_number=2)
         assert livy.post_count == 0
 
+    def test_reply_without_a_state_names_the_batch(self, livy, store):
+        livy.override["GET /batches/3"] = (200, json.dumps({"id": 3, "name": our_name()}))
+        store.set(KEY, record(batch_id=3))
+        with pytest.raises(AirflowException, match=r"reply for batch 3 .* has no state"):
+            run_try(store, try_number=2)
+        assert livy.post_count == 0
+
     def test_html_reply_names_the_batch_and_endpoint(self, livy, store):
         livy.override["GET /batches/3"] = (200, "<html><body>Knox login</body></html>")
         store.set(KEY, record(batch_id=3))

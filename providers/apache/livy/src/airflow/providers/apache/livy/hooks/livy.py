@@ -487,7 +487,7 @@ class LivyHook(_LivyHookBase, HttpHook):
         reply = self._request_json(endpoint, "POST", data=json.dumps(body), batch=body.get("name"))
         batch_id = validate_batch_id(require_field(reply, "id", endpoint=endpoint, batch=body.get("name")))
         self.log.info("Livy created batch %s", batch_id)
-        return reply
+        return {**reply, "id": batch_id}
 
     def post_batch(self, *args: Any, **kwargs: Any) -> int:
         """

@@ -265,9 +265,9 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         """
         Return the Livy state of the stored batch, checking first that it still is our batch.
 
-        Returns a synthetic status (never active, never succeeded) when there is nothing to
-        reconnect to: the value is not ours, the batch's result was already delivered (a cleared
-        task runs again), or Livy knows the batch neither by id nor by name.
+        Returns a synthetic status when Livy's state must not decide: the value is not ours, Livy
+        knows the batch neither by id nor by name, or the result was already delivered (before a
+        clear: submit again; in this run: counted as succeeded, so the same result is returned).
         """
         self._store = self._durable_store(context)
         record = self._parse_stored(external_id)
@@ -297,7 +297,7 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         if batch is None:
             self.log.warning("Livy does not know %s any more; submitting a new batch", record.describe())
             return BATCH_GONE
-        state = batch["state"]
+        state = _state_of(batch, record)
         if batch_outcome(state) is not BatchOutcome.ACTIVE:
             self._remember_outcome(record, batch)
         return state
@@ -635,8 +635,7 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
                 f"Livy batch {record.batch_id} is now {batch.get('name')!r}, not {record.describe()}: "
                 "Livy restarted and reused the id, and our batch is lost"
             )
-        if not isinstance(batch.get("state"), str):
-            raise AirflowException(f"Livy's reply for {record.describe()} has no state: {batch!r}"[:300])
+        _state_of(batch, record)
         return batch
 
     def _wait_until_finished(self, record: BatchRecord) -> None:
@@ -733,6 +732,14 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
             self.log.debug("Injecting transport information into Spark properties")
             spark_conf = inject_transport_information_into_spark_properties(spark_conf, context)
         self.spark_params["conf"] = spark_conf
+
+
+def _state_of(batch: dict[str, Any], record: BatchRecord) -> str:
+    """The batch's state; a reply without one is an error that names the batch."""
+    state = batch.get("state")
+    if not isinstance(state, str):
+        raise AirflowException(f"Livy's reply for {record.describe()} has no state: {str(batch)[:200]}")
+    return state
 
 
 def _app_id(batch: dict[str, Any]) -> str | None:
