@@ -342,7 +342,7 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         if record.final_state is not None:
             self._dump_logs_once(record)
         elif record.app_id is None:
-            record.app_id = self._read_own_batch(record).get("appId")
+            record.app_id = _app_id(self._read_own_batch(record))
         context["ti"].xcom_push(key="app_id", value=record.app_id)
         record.delivered_try = context["ti"].try_number
         self._save(record)
@@ -357,9 +357,10 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
 
         :param batch_id: id of the batch to monitor.
         """
-        record = self._record or BatchRecord(name=None, batch_id=validate_batch_id(batch_id))
-        if record.batch_id != validate_batch_id(batch_id):
-            record = BatchRecord(name=None, batch_id=validate_batch_id(batch_id))
+        wanted = validate_batch_id(batch_id)
+        record = self._record
+        if record is None or record.batch_id != wanted:
+            record = BatchRecord(name=None, batch_id=wanted)
         self._wait_until_finished(record)
         self._dump_logs_once(record)
         self._raise_if_failed(record)
