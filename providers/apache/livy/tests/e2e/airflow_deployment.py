@@ -10,8 +10,9 @@ Used by the e2e tests (``conftest.py``) and by ``dev/demo.py``; this is the only
   and to the stand-in's ``/admin`` endpoints, finds worker processes in ``/proc`` and SIGKILLs them.
   :meth:`Deployment.stop` ends every process it started, by pid, including task processes (each in a
   process group of its own) and the ones a killed supervisor orphaned.
-* :func:`run_crash_scenario` triggers one run, kills the worker at the chosen point, waits for the
-  end and collects what Livy and Airflow saw, with a timeline.
+* :func:`run_crash_scenario` triggers one run, kills the worker at the chosen point (or, once the
+  task succeeded, clears it through the REST API so that it runs again), waits for the end and
+  collects what Livy and Airflow saw, with a timeline.
 
 No state-changing request leaves 127.0.0.1.
 """
@@ -28,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -40,6 +42,8 @@ import requests
 LOOPBACK = "127.0.0.1"
 TERMINAL_TI_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 RECONNECT_MESSAGE = "Reconnecting to existing job"
+CLEARED_MESSAGE = "and the task was cleared since: this run submits a new batch"
+"""What the operator logs when a try after a clear finds the result an earlier run delivered."""
 RUN_ID_CONF_KEY = "spark.airflow.run_id"
 """The Spark conf key the example DAG sets to the run id: how a batch is traced back to its run."""
 
@@ -201,6 +205,10 @@ class Deployment:
         self.extra_pids: set[int] = set()  # task processes and orphans seen; ended by pid in stop()
         self.http = requests.Session()
         self.http.trust_env = False  # never through a proxy: everything is on 127.0.0.1
+        # SQLite takes one writer at a time: five triggers sent at once have blocked each other for
+        # SQLite's 5 s busy timeout, and three failed with HTTP 500 (an INSERT failed). The
+        # scenarios' threads send their state-changing requests one by one.
+        self._writes = threading.Lock()
         self.started_at = time.monotonic()
 
     # ---- lifecycle -----------------------------------------------------------------------------
@@ -460,7 +468,29 @@ class Deployment:
     def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any] | None = None) -> dict[str, Any]:
         """Trigger a manual run of ``dag_id`` now."""
         body = {"logical_date": None, "dag_run_id": run_id, "conf": conf or {}}
-        return self.api("POST", f"/dags/{dag_id}/dagRuns", body)
+        with self._writes:
+            return self.api("POST", f"/dags/{dag_id}/dagRuns", body)
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        """The DAG run (``state``, ...)."""
+        return self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+
+    def clear_task(self, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
+        """
+        Clear one task instance of a run, whatever its state, as the UI's "Clear" does.
+
+        Returns the cleared task instances as the API reports them. ``reset_dag_runs`` puts a finished
+        run back to ``queued``, so the scheduler runs the task again.
+        """
+        body = {
+            "dag_run_id": run_id,
+            "task_ids": [task_id],
+            "only_failed": False,
+            "dry_run": False,
+            "reset_dag_runs": True,
+        }
+        with self._writes:
+            return self.api("POST", f"/dags/{dag_id}/clearTaskInstances", body)["task_instances"]
 
     def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any] | None:
         """The task instance (``state``, ``try_number``, ``id``, ...), or None if not created yet."""
@@ -602,6 +632,34 @@ class Event:
 
 
 @dataclass
+class Clear:
+    """A clear of a run's task after it succeeded: what the run had delivered, and what the clear did."""
+
+    seconds: float
+    """Since the trigger."""
+    batches: list[dict[str, Any]]
+    """The run's batches when it was cleared."""
+    return_value: Any
+    app_id: Any
+    ti_before: dict[str, Any]
+    """The task instance just before the clear (``try_number``, ``max_tries``, ``state``)."""
+    ti_cleared: dict[str, Any]
+    """The task instance as the clear request answered it."""
+    dag_run_state: str
+    """The state of the DAG run right after the clear."""
+
+    def describe(self) -> str:
+        def ti(values: dict[str, Any]) -> str:
+            return " ".join(f"{key}={values[key]}" for key in ("state", "try_number", "max_tries"))
+
+        return (
+            f"cleared at {self.seconds:.1f}s: before {ti(self.ti_before)}; cleared {ti(self.ti_cleared)}; "
+            f"dag run {self.dag_run_state}; had returned {self.return_value!r}, app_id {self.app_id!r}, "
+            f"batches {[(b['id'], b['name']) for b in self.batches]}"
+        )
+
+
+@dataclass
 class CrashRun:
     """What happened in one run: the timeline, what Livy saw and what Airflow recorded."""
 
@@ -621,6 +679,8 @@ class CrashRun:
     app_id: Any = None
     logs: dict[int, str] = field(default_factory=dict)
     error: str | None = None
+    clear: Clear | None = None
+    """Set if the task was cleared after it succeeded (``clear_after_success``)."""
 
     def log(self, try_number: int) -> str:
         return self.logs.get(try_number, "")
@@ -630,10 +690,11 @@ class CrashRun:
         timeline = "\n".join(f"  {e.seconds:6.1f}s  {e.text}" for e in self.events)
         batches = "\n".join(f"  {b}" for b in self.batches)
         logs = "\n".join(f"--- try {n} ---\n{text[-6000:]}" for n, text in sorted(self.logs.items()))
+        cleared = f"{self.clear.describe()}\n" if self.clear else ""
         return (
             f"{self.dag_id} / {self.run_id}: state={self.final_state} try={self.try_number} "
             f"return_value={self.return_value!r} app_id={self.app_id!r} error={self.error}\n"
-            f"timeline:\n{timeline}\nLivy batches of this run:\n{batches}\ntask logs:\n{logs}"
+            f"{cleared}timeline:\n{timeline}\nLivy batches of this run:\n{batches}\ntask logs:\n{logs}"
         )
 
 
@@ -645,6 +706,7 @@ def run_crash_scenario(
     kill: str | None,
     conf: dict[str, Any] | None = None,
     task_id: str = "spark_pi",
+    clear_after_success: bool = False,
     timeout: float = 240,
     on_event: Callable[[Event], None] | None = None,
     cancelled: Callable[[], bool] = lambda: False,
@@ -655,6 +717,8 @@ def run_crash_scenario(
     :param kill: ``"task"`` SIGKILLs the task process, ``"supervisor"`` its supervisor (the LocalExecutor
         worker; the task process is orphaned), ``None`` kills nothing (a DAG whose task kills itself).
         Transient API errors (a busy api-server) are retried until ``timeout``.
+    :param clear_after_success: once the task succeeded, record what it delivered (``CrashRun.clear``),
+        clear it through the REST API and wait for the try the scheduler runs after the clear.
     :param cancelled: polled; once it returns True the wait ends (the run is left as it is).
     :return: the run's record; ``error`` says what went wrong if the run did not end in time.
     """
@@ -673,6 +737,7 @@ def run_crash_scenario(
     seen_batches: dict[int, str] = {}
     reported_reconnect: set[int] = set()
     kill_pending = kill is not None
+    clear_pending = clear_after_success
     deadline = began + timeout
     try:
         while True:
@@ -738,12 +803,23 @@ def run_crash_scenario(
                         f'try {try_number} log: "{RECONNECT_MESSAGE}" (batch '
                         f"{batch_id.group(1) if batch_id else '?'}, {status.group(1) if status else '?'})"
                     )
+                elif CLEARED_MESSAGE in log:
+                    reported_reconnect.add(try_number)
+                    event(f'try {try_number} log: "...{CLEARED_MESSAGE}"')
             if ti_state in TERMINAL_TI_STATES:
-                run.final_state, run.try_number = ti_state, try_number
-                break
+                if clear_pending and ti_state == "success":
+                    clear_pending = False
+                    run.clear = _clear(deployment, run, began)
+                    event(f"cleared {task_id}: {run.clear.describe()}")
+                    continue
+                if run.clear is None or try_number > run.clear.ti_before["try_number"]:
+                    run.final_state, run.try_number = ti_state, try_number
+                    break
             time.sleep(0.5)
         if kill_pending:
             raise DeploymentError(f"try 1 ended ({run.final_state}) before it could be killed")
+        if clear_pending:
+            raise DeploymentError(f"try {run.try_number} ended {run.final_state}: no success to clear")
     except DeploymentError as error:
         run.error = str(error)
         event(f"ERROR: {error}")
@@ -770,6 +846,42 @@ def _kill(
         )
     else:
         raise ValueError(f"unknown kill target {kill!r}")
+
+
+def _clear(deployment: Deployment, run: CrashRun, began: float) -> Clear:
+    """
+    Once the DAG run finished, record what the succeeded task delivered, then clear the task.
+
+    Clearing a finished run puts it back to ``queued``, as clearing a task of a finished run in the UI.
+    """
+    dag_id, run_id, task_id = run.dag_id, run.run_id, run.task_id
+
+    def finished() -> str | None:
+        state = deployment.dag_run(dag_id, run_id)["state"]
+        return state if state in ("success", "failed") else None
+
+    run_state = wait_until(f"DAG run {run_id} to finish", finished, 30)
+    if run_state != "success":
+        raise DeploymentError(f"DAG run {run_id} ended {run_state} although {task_id} succeeded")
+    batches = deployment.livy_batches(run_id)
+    return_value = deployment.xcom(dag_id, run_id, task_id)
+    app_id = deployment.xcom(dag_id, run_id, task_id, "app_id")
+    ti = deployment.task_instance(dag_id, run_id, task_id)
+    if ti is None:
+        raise DeploymentError(f"task instance {dag_id}/{run_id}/{task_id} vanished")
+    seconds = time.monotonic() - began
+    cleared = deployment.clear_task(dag_id, run_id, task_id)
+    if len(cleared) != 1 or cleared[0]["task_id"] != task_id:
+        raise DeploymentError(f"clearing {dag_id}/{run_id}/{task_id} cleared {cleared}")
+    return Clear(
+        seconds=seconds,
+        batches=batches,
+        return_value=return_value,
+        app_id=app_id,
+        ti_before={key: ti[key] for key in ("state", "try_number", "max_tries")},
+        ti_cleared={key: cleared[0][key] for key in ("state", "try_number", "max_tries")},
+        dag_run_state=deployment.dag_run(dag_id, run_id)["state"],
+    )
 
 
 def _collect(deployment: Deployment, run: CrashRun, posts_before: int) -> None:

@@ -2,7 +2,8 @@
 Fixtures of the end-to-end tests: one real Airflow 3.3 deployment per session, shared by every test.
 
 The crash scenarios the selected tests need are started together, as soon as the deployment is up,
-and run concurrently (``[core] parallelism`` is 4); each test then waits for its own scenario.
+and run concurrently (``[core] parallelism`` is one slot per scenario); each test then waits for its
+own scenario.
 
 ``LIVY_E2E_AIRFLOW_HOME=<dir>`` reuses (and keeps) an ``AIRFLOW_HOME``: a warm start skips most of
 the migration and the first parse. Otherwise a scratch home is made in the temp dir and removed
@@ -54,11 +55,16 @@ CAN_RUN = HAS_AIRFLOW_33 and sys.platform.startswith("linux")
 
 @dataclass(frozen=True)
 class Scenario:
-    """One crash scenario: the DAG to trigger, what to kill in try 1, and the simulated job's length."""
+    """
+    One scenario: the DAG to trigger, what to kill in try 1, and the simulated job's length.
+
+    ``clear_after_success``: clear the task once it succeeded, so that it runs again.
+    """
 
     dag_id: str
     kill: str | None
     job_seconds: int
+    clear_after_success: bool = False
 
 
 SCENARIOS = {
@@ -69,6 +75,8 @@ SCENARIOS = {
     "supervisor_kill_durable": Scenario("example_livy", kill="supervisor", job_seconds=30),
     # The DAG's task kills itself right after POST /batches returned.
     "kill_after_post_durable": Scenario("livy_crash_after_post", kill=None, job_seconds=20),
+    # No crash: the task succeeds, is cleared (a re-run), and runs again.
+    "rerun_after_clear": Scenario("example_livy", kill=None, job_seconds=3, clear_after_success=True),
 }
 
 
@@ -110,6 +118,7 @@ class CrashRuns:
             scenario.dag_id,
             run_id,
             kill=scenario.kill,
+            clear_after_success=scenario.clear_after_success,
             conf={"duration": str(scenario.job_seconds)},
             on_event=show,
             cancelled=self._closing.is_set,
@@ -143,7 +152,8 @@ def airflow_deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     def progress(line: str) -> None:
         print(f"[deployment {time.monotonic() - began:5.1f}s] {line}", flush=True)
 
-    deployment = Deployment(home, [EXAMPLE_DAG, *TEST_DAGS], parallelism=4, log=progress)
+    # One slot per scenario: none waits for another's task to end.
+    deployment = Deployment(home, [EXAMPLE_DAG, *TEST_DAGS], parallelism=len(SCENARIOS), log=progress)
     try:
         deployment.start(DAG_IDS)
         yield deployment

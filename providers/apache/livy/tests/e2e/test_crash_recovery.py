@@ -1,5 +1,5 @@
 """
-Crash recovery of LivyOperator under a real Airflow 3.3 scheduler, with real SIGKILLs.
+Crash recovery of LivyOperator under a real Airflow 3.3 scheduler, with real SIGKILLs; and a re-run.
 
 Each test checks one scenario (see ``conftest.SCENARIOS``); the scenarios run concurrently against one
 deployment, each with its own DAG run. A batch belongs to a run by its Spark conf
@@ -10,12 +10,13 @@ anywhere was rejected or lost), and this run owns N of those batches, so the run
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING
 
 import pytest
 
-from e2e.airflow_deployment import RECONNECT_MESSAGE, CrashRun, alive
+from e2e.airflow_deployment import CLEARED_MESSAGE, RECONNECT_MESSAGE, CrashRun, alive
 
 if TYPE_CHECKING:
     from e2e.conftest import CrashRuns
@@ -132,3 +133,42 @@ def test_killed_between_post_and_persisting_the_id_finds_the_batch_by_name(crash
     assert f"'name': '{batch['name']}'" in reconnect_line(run, 2), run.describe()
     assert f"Found batch '{batch['name']}' under id {batch['id']}" in run.log(2), run.describe()
     check_succeeded_with(run, batch)
+
+
+@pytest.mark.crash_scenario("rerun_after_clear")
+def test_rerun_after_a_clear_submits_a_new_batch(crash_runs: CrashRuns) -> None:
+    run = crash_runs.get("rerun_after_clear")
+    cleared = run.clear
+
+    assert cleared is not None, run.describe()
+    # Try 1 succeeded with one batch and delivered it.
+    assert cleared.ti_before == {"state": "success", "try_number": 1, "max_tries": 1}, run.describe()
+    (first,) = cleared.batches
+    assert first["state"] == "success", run.describe()
+    assert cleared.return_value == first["id"], run.describe()
+    assert first["appId"], run.describe()
+    assert cleared.app_id == first["appId"], run.describe()
+    # What the operator's "first try since the clear" rests on: max_tries = try_number + retries.
+    assert cleared.ti_cleared == {"state": None, "try_number": 1, "max_tries": 2}, run.describe()
+    assert cleared.dag_run_state in ("queued", "running"), run.describe()
+
+    # Try 2 found the record of try 1's delivered result and submitted a new batch.
+    delivered = f"batch {first['id']} ({first['name']!r}) delivered its result in try 1, {CLEARED_MESSAGE}"
+    assert delivered in run.log(2), run.describe()
+    assert RECONNECT_MESSAGE not in run.log(2), run.describe()
+    assert posts_of(crash_runs, run) == 2, run.describe()
+    earlier, second = sorted(run.batches, key=lambda b: b["id"])
+    assert (earlier["id"], earlier["name"]) == (first["id"], first["name"]), run.describe()
+    assert second["conf"] == first["conf"], "the same Spark job, run again"
+    named = re.compile(r"airflow-example_livy-spark_pi-.+-t(\d+)-s(\d+)-([0-9a-f]{10})")
+    first_name, second_name = named.fullmatch(first["name"]), named.fullmatch(second["name"] or "")
+    assert first_name is not None, first
+    assert second_name is not None, second
+    # Submission 2 of the task instance (same digest), by try 2: the first try since the clear.
+    assert first_name.groups() == ("1", "1", second_name.group(3)), run.batches
+    assert second_name.groups()[:2] == ("2", "2"), run.batches
+    submitted = [line for line in run.log(2).splitlines() if "Submitting Livy batch" in line]
+    assert len(submitted) == 1, run.describe()
+    assert f"name={second['name']!r}" in submitted[0], run.describe()
+    check_succeeded_with(run, second)
+    assert run.app_id != cleared.app_id, run.describe()
