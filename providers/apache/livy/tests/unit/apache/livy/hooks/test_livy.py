@@ -1021,3 +1021,11 @@ def test_root_prefix_does_not_double_the_slash(mocked_responses, livy_base_url):
     mocked_responses.get(f"{livy_base_url}/batches/1/state", json={"id": 1, "state": "running"})
     assert LivyHook(endpoint_prefix="/").get_batch_state(1) is BatchState.RUNNING
     assert mocked_responses.calls[0].request.path_url == "/batches/1/state"
+
+
+def test_retry_args_without_a_stop_give_up_after_five_reads(mocked_responses, livy_base_url):
+    mocked_responses.get(f"{livy_base_url}/batches/1", status=503, body="unavailable")
+    with pytest.raises(LivyHttpError) as error:
+        LivyHook().get_batch(1, retry_args={"wait": tenacity.wait_none()})
+    assert error.value.http_status == 503
+    assert len(mocked_responses.calls) == 5
