@@ -1,12 +1,13 @@
-"""Livy's batch session manager, simulated: ids, names, retention GC, restarts, and admin counters."""
+"""Livy's batch session manager, simulated: ids, names, retention GC, restarts, admin counters and journal."""
 
 from __future__ import annotations
 
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from .body import CreateBatchRequest
@@ -26,6 +27,8 @@ REQUEST_KINDS = (
     "GET /version",
     "other",
 )
+JOURNAL_LIMIT = 100_000
+"""The request journal keeps the newest this many requests."""
 _DIGITS = re.compile(r"[0-9]+")
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
@@ -69,6 +72,44 @@ def is_id_segment(segment: str) -> bool:
     return bool(_DIGITS.fullmatch(segment))
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """A request as it arrived: its place in the journal, when, and its counter key."""
+
+    seq: int
+    time: float
+    monotonic: float
+    kind: str
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One journal entry (``GET /admin/requests``): a Livy API request and how it was answered."""
+
+    seq: int
+    """Arrival order, from 0; it keeps counting across ``reset_stats``."""
+    time: float
+    """Wall-clock arrival time (unix seconds)."""
+    monotonic: float
+    """Arrival time on the registry's clock (``time.monotonic`` unless a test injects another)."""
+    method: str
+    path: str
+    """The path as sent, without the query string."""
+    query: str
+    kind: str
+    """The counter key of ``/admin/stats``, e.g. ``GET /batches/{id}/state``."""
+    status: int | None
+    """The status sent; ``None`` when the connection was closed with no reply (``dropReply``)."""
+    name: str | None
+    """``POST /batches``: the ``name`` of a body that could be read; else ``None``."""
+    created_id: int | None
+    """``POST /batches``: the id of the batch it created (also for a dropped reply); else ``None``."""
+
+    def as_json(self) -> dict[str, Any]:
+        """The entry as ``GET /admin/requests`` lists it."""
+        return asdict(self)
+
+
 @dataclass
 class Created:
     """A successful creation: the batch, and whether to drop the reply."""
@@ -97,19 +138,44 @@ class Registry:
         self.dropped_names: set[str] = set()
         self.counts: dict[str, int] = {}
         self.batches_created = 0
+        self.journal: deque[RequestRecord] = deque(maxlen=JOURNAL_LIMIT)
+        self.next_seq = 0
+        self.journal_floor = 0
         self.reset_stats()
 
-    # --- counters -------------------------------------------------------------------------------
+    # --- counters and journal ---------------------------------------------------------------------
     def count(self, kind: str) -> None:
         """Count one received request of ``kind`` (one of REQUEST_KINDS)."""
         with self.lock:
             self.counts[kind] = self.counts.get(kind, 0) + 1
 
+    def arrive(self, kind: str) -> Arrival:
+        """Count one received request of ``kind`` and give it its journal place and arrival times."""
+        with self.lock:
+            self.count(kind)
+            arrival = Arrival(self.next_seq, time.time(), self.clock(), kind)
+            self.next_seq += 1
+            return arrival
+
+    def record(self, entry: RequestRecord) -> None:
+        """Journal an answered (or dropped) request; one that arrived before the last reset is left out."""
+        with self.lock:
+            if entry.seq >= self.journal_floor:
+                self.journal.append(entry)
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The journal, in arrival order (the newest JOURNAL_LIMIT requests since the last reset)."""
+        with self.lock:
+            entries = sorted(self.journal, key=lambda entry: entry.seq)
+        return [entry.as_json() for entry in entries]
+
     def reset_stats(self) -> dict[str, str]:
-        """Zero every counter."""
+        """Zero every counter and empty the request journal."""
         with self.lock:
             self.counts = dict.fromkeys(REQUEST_KINDS, 0)
             self.batches_created = 0
+            self.journal.clear()
+            self.journal_floor = self.next_seq
         return msg("reset")
 
     def stats(self) -> dict[str, Any]:

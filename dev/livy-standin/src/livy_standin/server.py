@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from .body import BodyError, parse_create_request
 from .jobs import JobSpec, JobSpecError
-from .registry import ApiError, Registry, is_id_segment, java_int, msg
+from .registry import ApiError, Arrival, Registry, RequestRecord, is_id_segment, java_int, msg
 
 DEFAULT_LIVY_VERSION = "0.9.0-incubating"
 MAX_BODY = 16 * 1024 * 1024
@@ -118,6 +118,10 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "livy-standin"
     sys_version = ""
+    # The journal entry of the current request (set by _route and _create; admin requests have none).
+    _arrival: Arrival | None = None
+    _posted_name: str | None = None
+    _created_id: int | None = None
 
     @property
     def app(self) -> _HTTPServer:
@@ -146,17 +150,45 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- plumbing ---------------------------------------------------------------------------------
     def _handle(self) -> None:
+        # One handler serves every request of a kept-alive connection: start each one afresh.
+        self._arrival = None
+        self._posted_name = None
+        self._created_id = None
         try:
             reply = self._dispatch()
         except _DropReply:
             self.close_connection = True
             self._log("dropped (connection closed, no reply)")
+            self._journal(None)
             return
+        # Journaled before the reply goes out: a client that has the reply finds the entry.
+        self._journal(reply.status)
         try:
             self._send(reply.status, reply.body, reply.headers)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
             self._log(f"{reply.status} (client gone)")
+
+    def _journal(self, status: int | None) -> None:
+        """Journal the request, unless it was an admin one (those are neither counted nor journaled)."""
+        arrival = self._arrival
+        if arrival is None:
+            return
+        split = urlsplit(self.path)
+        self.app.registry.record(
+            RequestRecord(
+                seq=arrival.seq,
+                time=arrival.time,
+                monotonic=arrival.monotonic,
+                method=self.command,
+                path=split.path,
+                query=split.query,
+                kind=arrival.kind,
+                status=status,
+                name=self._posted_name,
+                created_id=self._created_id,
+            )
+        )
 
     def _dispatch(self) -> _Reply:
         """Run the route; every outcome but a dropped reply comes back as a _Reply."""
@@ -232,7 +264,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._admin(method, parts[1:], body)
             return
         registry = self.app.registry
-        registry.count(classify(method, parts))
+        self._arrival = registry.arrive(classify(method, parts))
         if self.app.csrf and self.command not in SAFE_METHODS and "X-Requested-By" not in self.headers:
             raise _Reply(400, csrf_page(split.path))
         if parts == ["version"]:
@@ -289,11 +321,13 @@ class _Handler(BaseHTTPRequestHandler):
             req = parse_create_request(body)
         except BodyError as exc:
             raise _Reply(400, str(exc)) from None
+        self._posted_name = req.name
         try:
             spec = JobSpec.from_conf(req.conf)
         except JobSpecError as exc:
             raise _Reply(400, msg(f"livy-standin: {exc}")) from None
         created = self.app.registry.create(req, spec)
+        self._created_id = created.batch.id
         if spec.reply_delay_seconds > 0:
             time.sleep(spec.reply_delay_seconds)
         if created.drop_reply:
@@ -310,6 +344,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Reply(200, registry.admin_batches())
         if method == "GET" and rest == ["config"]:
             raise _Reply(200, registry.config())
+        if method == "GET" and rest == ["requests"]:
+            raise _Reply(200, registry.requests())
         if method != "POST":
             raise _Reply(404, msg(f"unknown admin endpoint {method} /admin/{'/'.join(rest)}"))
         args = _admin_args(body)
@@ -482,8 +518,12 @@ class LivyStandin:
         """Same as POST /admin/forget/{id} (raises ApiError 404 if unknown)."""
         return self.registry.forget(batch_id)
 
+    def requests(self) -> list[dict[str, Any]]:
+        """Same as GET /admin/requests: the request journal, in arrival order."""
+        return self.registry.requests()
+
     def reset_stats(self) -> None:
-        """Same as POST /admin/reset-stats."""
+        """Same as POST /admin/reset-stats (counters and journal)."""
         self.registry.reset_stats()
 
     def configure(self, retain_seconds: float | None = None, gc_interval: float | None = None) -> None:

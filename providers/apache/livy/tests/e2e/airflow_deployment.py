@@ -14,6 +14,10 @@ Used by the e2e tests (``conftest.py``) and by ``dev/demo.py``; this is the only
   task succeeded, clears it through the REST API so that it runs again), waits for the end and
   collects what Livy and Airflow saw, with a timeline.
 
+Nothing here reads the operator's log wording: when to kill and what happened come from data, the
+stand-in's request journal (``GET /admin/requests``) and batches, and Airflow's REST API (task
+instance, tries, XComs). Every time compared across processes is wall-clock time (``time.time()``).
+
 No state-changing request leaves 127.0.0.1.
 """
 
@@ -22,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -34,6 +37,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +45,9 @@ import requests
 
 LOOPBACK = "127.0.0.1"
 TERMINAL_TI_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
-RECONNECT_MESSAGE = "Reconnecting to existing job"
-CLEARED_MESSAGE = "and the task was cleared since: this run submits a new batch"
-"""What the operator logs when a try after a clear finds the result an earlier run delivered."""
 RUN_ID_CONF_KEY = "spark.airflow.run_id"
 """The Spark conf key the example DAG sets to the run id: how a batch is traced back to its run."""
 
-_POLL_LINE = re.compile(r"batch .* is (starting|running|recovering)")
 _SUPERVISOR_TITLE = "airflow worker -- LocalExecutor"
 _LOG_KEYS_NOT_SHOWN = frozenset(
     {"event", "level", "timestamp", "logger", "sources", "filename", "lineno"}
@@ -503,6 +503,18 @@ class Deployment:
             raise DeploymentError(f"task instance {dag_id}/{run_id}/{task_id}: {reply.status_code}")
         return reply.json()
 
+    def task_tries(self, dag_id: str, run_id: str, task_id: str) -> list[Try]:
+        """Every try of the task instance so far (``.../tries``), by try number; [] if none yet."""
+        reply = self.http.get(
+            f"{self.api_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/tries", timeout=30
+        )
+        if reply.status_code == 404:
+            return []
+        if reply.status_code != 200:
+            raise DeploymentError(f"tries of {dag_id}/{run_id}/{task_id}: {reply.status_code}")
+        tries = [Try.from_api(entry) for entry in reply.json()["task_instances"]]
+        return sorted(tries, key=lambda t: t.number)
+
     def wait_for_state(
         self, dag_id: str, run_id: str, task_id: str, states: Iterable[str], timeout: float
     ) -> dict[str, Any]:
@@ -561,6 +573,17 @@ class Deployment:
             return batches
         return [b for b in batches if (b.get("conf") or {}).get(RUN_ID_CONF_KEY) == run_id]
 
+    def livy_requests(self, batches: Sequence[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """
+        The stand-in's request journal (``GET /admin/requests``), in arrival order.
+
+        With ``batches``, only the requests about them (see :func:`concerns`).
+        """
+        journal = self.livy("GET", "/admin/requests")
+        if batches is None:
+            return journal
+        return [entry for entry in journal if concerns(entry, batches)]
+
     # ---- Worker processes ----------------------------------------------------------------------
 
     def worker_processes(self, ti_id: str) -> tuple[int, int]:
@@ -585,12 +608,14 @@ class Deployment:
                 return pid, supervisor
         raise DeploymentError(f"no task process for task instance {ti_id} under the scheduler")
 
-    def sigkill(self, pid: int) -> None:
-        """SIGKILL one process of this deployment (refuses any other)."""
+    def sigkill(self, pid: int) -> float:
+        """SIGKILL one process of this deployment (refuses any other); return the unix time just before."""
         if not self._is_ours(pid):
             raise DeploymentError(f"refusing to kill {pid}: not a live process of this deployment")
         self.extra_pids.add(pid)
+        sent_at = time.time()
         os.kill(pid, signal.SIGKILL)
+        return sent_at
 
 
 def _ancestors(pid: int) -> list[int]:
@@ -620,7 +645,59 @@ def _log_line(entry: Any) -> str:
     return f"{level} {entry.get('event', '')} {extras}".strip()
 
 
+def wall_time(timestamp: str | None) -> float | None:
+    """An ISO 8601 time from the REST API as unix time (what the stand-in's journal records)."""
+    return None if timestamp is None else datetime.fromisoformat(timestamp).timestamp()
+
+
+def batch_paths(batch_id: int) -> frozenset[str]:
+    """The paths that address a batch by its id: the batch, its state and its log."""
+    return frozenset({f"/batches/{batch_id}", f"/batches/{batch_id}/state", f"/batches/{batch_id}/log"})
+
+
+def concerns(entry: dict[str, Any], batches: Sequence[dict[str, Any]]) -> bool:
+    """
+    Whether a journal entry is about one of ``batches``: by id or name in its path, or a POST that
+    created one of them or carried one of their names.
+    """
+    ids = {batch["id"] for batch in batches}
+    names = {batch["name"] for batch in batches if batch["name"]}
+    if entry["method"] == "POST":
+        return entry["created_id"] in ids or entry["name"] in names
+    paths = {path for batch_id in ids for path in batch_paths(batch_id)}
+    paths |= {f"/batches/{name}{suffix}" for name in names for suffix in ("", "/state", "/log")}
+    return entry["path"] in paths
+
+
+def describe_request(entry: dict[str, Any]) -> str:
+    """One journal entry on one line."""
+    text = f"{entry['method']} {entry['path']}{'?' + entry['query'] if entry['query'] else ''}"
+    text += f" -> {entry['status'] if entry['status'] is not None else 'no reply'}"
+    if entry["method"] == "POST":
+        text += f" (name {entry['name']!r}, created batch {entry['created_id']})"
+    return text
+
+
 # ---- One crash scenario ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Try:
+    """One try of a task instance, as the REST API's ``.../tries`` lists it; times are unix times."""
+
+    number: int
+    state: str | None
+    start: float | None
+    end: float | None
+
+    @classmethod
+    def from_api(cls, entry: dict[str, Any]) -> Try:
+        return cls(
+            number=entry["try_number"],
+            state=entry["state"],
+            start=wall_time(entry["start_date"]),
+            end=wall_time(entry["end_date"]),
+        )
 
 
 @dataclass
@@ -637,6 +714,8 @@ class Clear:
 
     seconds: float
     """Since the trigger."""
+    at: float
+    """Unix time, just before the clear request was sent."""
     batches: list[dict[str, Any]]
     """The run's batches when it was cleared."""
     return_value: Any
@@ -668,12 +747,21 @@ class CrashRun:
     task_id: str
     kill: str | None
     events: list[Event] = field(default_factory=list)
+    began_at: float = 0.0
+    """Unix time of the trigger."""
     killed_pids: dict[str, int] = field(default_factory=dict)
+    killed_at: float | None = None
+    """Unix time just before the harness sent its SIGKILL (``None`` if it killed nothing): every
+    request that arrived earlier was sent before the kill, and the try ended after it."""
     marks: dict[str, float] = field(default_factory=dict)
-    """Seconds since the trigger at which notable things happened (``orphan_exited``)."""
+    """Unix times at which notable things were seen (``orphan_exited``: at most 0.5 s late)."""
     final_state: str | None = None
     try_number: int | None = None
+    tries: list[Try] = field(default_factory=list)
+    """Every try, from the REST API, once the run ended."""
     batches: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    """The stand-in's journal entries about this run's batches (see :func:`concerns`) at the end."""
     posts_during_run: int | None = None
     return_value: Any = None
     app_id: Any = None
@@ -685,16 +773,48 @@ class CrashRun:
     def log(self, try_number: int) -> str:
         return self.logs.get(try_number, "")
 
+    def get_try(self, number: int) -> Try:
+        """Try ``number`` as the REST API reported it at the end."""
+        found = [t for t in self.tries if t.number == number]
+        assert len(found) == 1, f"try {number} is not among the tries {self.tries}\n{self.describe()}"
+        return found[0]
+
+    def try_start(self, number: int) -> float:
+        """The unix time try ``number`` started (stamped by its supervisor before the task runs)."""
+        start = self.get_try(number).start
+        assert start is not None, f"try {number} has no start\n{self.describe()}"
+        return start
+
+    def try_end(self, number: int) -> float:
+        """The unix time try ``number`` ended."""
+        end = self.get_try(number).end
+        assert end is not None, f"try {number} has no end\n{self.describe()}"
+        return end
+
+    def since_trigger(self, at: float | None) -> str:
+        """A unix time as seconds since the trigger, for messages."""
+        return "-" if at is None else f"{at - self.began_at:.1f}s"
+
     def describe(self) -> str:
         """Everything, for an assertion message."""
         timeline = "\n".join(f"  {e.seconds:6.1f}s  {e.text}" for e in self.events)
+        tries = "\n".join(
+            f"  try {t.number}: {t.state}, {self.since_trigger(t.start)} .. {self.since_trigger(t.end)}"
+            for t in self.tries
+        )
+        journal = "\n".join(
+            f"  {self.since_trigger(e['time']):>7}  {describe_request(e)}" for e in self.requests[-60:]
+        )
         batches = "\n".join(f"  {b}" for b in self.batches)
         logs = "\n".join(f"--- try {n} ---\n{text[-6000:]}" for n, text in sorted(self.logs.items()))
         cleared = f"{self.clear.describe()}\n" if self.clear else ""
         return (
             f"{self.dag_id} / {self.run_id}: state={self.final_state} try={self.try_number} "
-            f"return_value={self.return_value!r} app_id={self.app_id!r} error={self.error}\n"
-            f"{cleared}timeline:\n{timeline}\nLivy batches of this run:\n{batches}\ntask logs:\n{logs}"
+            f"return_value={self.return_value!r} app_id={self.app_id!r} error={self.error} "
+            f"killed at {self.since_trigger(self.killed_at)}\n"
+            f"{cleared}timeline:\n{timeline}\ntries (since the trigger):\n{tries}\n"
+            f"Livy requests about this run's batches (the last 60, since the trigger):\n{journal}\n"
+            f"Livy batches of this run:\n{batches}\ntask logs:\n{logs}"
         )
 
 
@@ -724,9 +844,12 @@ def run_crash_scenario(
     """
     run = CrashRun(dag_id=dag_id, run_id=run_id, task_id=task_id, kill=kill)
     began = time.monotonic()
+    run.began_at = time.time()
 
-    def event(text: str) -> None:
-        run.events.append(Event(time.monotonic() - began, text))
+    def event(text: str, at: float | None = None) -> None:
+        """Add to the timeline; ``at``: the unix time it happened (default: now)."""
+        seconds = time.monotonic() - began if at is None else at - run.began_at
+        run.events.append(Event(seconds, text))
         if on_event is not None:
             on_event(run.events[-1])
 
@@ -735,7 +858,8 @@ def run_crash_scenario(
     event(f"triggered {dag_id} run {run_id}")
     seen_state: tuple[Any, Any] = (None, None)
     seen_batches: dict[int, str] = {}
-    reported_reconnect: set[int] = set()
+    shown_requests: set[int] = set()
+    shown_routine: set[tuple[Any, str, str]] = set()
     kill_pending = kill is not None
     clear_pending = clear_after_success
     deadline = began + timeout
@@ -748,6 +872,7 @@ def run_crash_scenario(
             try:
                 ti = deployment.task_instance(dag_id, run_id, task_id)
                 batches = deployment.livy_batches(run_id)
+                journal = deployment.livy_requests(batches) if batches else []
             except requests.RequestException:
                 time.sleep(1)
                 continue
@@ -770,42 +895,28 @@ def run_crash_scenario(
                 ):
                     event(f"Livy batch {batch['id']} ended: {batch['state']}")
                 seen_batches[batch["id"]] = batch["state"]
+            for entry in journal:
+                if entry["seq"] in shown_requests:
+                    continue
+                shown_requests.add(entry["seq"])
+                # Polls and log reads by id are shown once per (current try, path, status).
+                routine = entry["method"] == "GET" and entry["kind"].startswith("GET /batches/{id}")
+                key = (state[1], entry["path"], str(entry["status"]))
+                if routine and key in shown_routine:
+                    continue
+                shown_routine.add(key)
+                event(f"Livy request: {describe_request(entry)}", at=entry["time"])
             orphan = run.killed_pids.get("task") if kill == "supervisor" else None
             if orphan is not None and "orphan_exited" not in run.marks and not alive(orphan):
-                run.marks["orphan_exited"] = time.monotonic() - began
+                run.marks["orphan_exited"] = time.time()
                 event(f"the orphaned task process {orphan} of try 1 exited")
             if ti is None:
                 time.sleep(0.5)
                 continue
             try_number, ti_state = ti["try_number"], ti["state"]
-            if (
-                kill_pending
-                and try_number == 1
-                and ti_state == "running"
-                and "running" in seen_batches.values()
-            ):
-                log = deployment.task_log(dag_id, run_id, task_id, 1)
-                if _POLL_LINE.search(log):
-                    _kill(deployment, run, ti, kill or "", event)
-                    kill_pending = False
-            if (
-                try_number >= 2
-                and try_number not in reported_reconnect
-                and ti_state in ("running", "success")
-            ):
-                log = deployment.task_log(dag_id, run_id, task_id, try_number)
-                if RECONNECT_MESSAGE in log:
-                    reported_reconnect.add(try_number)
-                    line = next(line for line in log.splitlines() if RECONNECT_MESSAGE in line)
-                    batch_id = re.search(r"'batch_id': (\d+|None)", line)
-                    status = re.search(r"status=(\S+)", line)
-                    event(
-                        f'try {try_number} log: "{RECONNECT_MESSAGE}" (batch '
-                        f"{batch_id.group(1) if batch_id else '?'}, {status.group(1) if status else '?'})"
-                    )
-                elif CLEARED_MESSAGE in log:
-                    reported_reconnect.add(try_number)
-                    event(f'try {try_number} log: "...{CLEARED_MESSAGE}"')
+            if kill_pending and try_number == 1 and ti_state == "running" and polls_running(batches, journal):
+                _kill(deployment, run, ti, kill or "", event)
+                kill_pending = False
             if ti_state in TERMINAL_TI_STATES:
                 if clear_pending and ti_state == "success":
                     clear_pending = False
@@ -830,16 +941,26 @@ def run_crash_scenario(
     return run
 
 
+def polls_running(batches: Sequence[dict[str, Any]], journal: Sequence[dict[str, Any]]) -> bool:
+    """
+    Whether a batch is running and the journal shows it was polled by id (``GET /batches/{id}`` or
+    ``.../state`` answered 200): the task has persisted the id and waits in its polling loop.
+    """
+    running = {batch["id"] for batch in batches if batch["state"] == "running"}
+    polled = {f"/batches/{batch_id}" for batch_id in running} | {f"/batches/{i}/state" for i in running}
+    return any(e["method"] == "GET" and e["status"] == 200 and e["path"] in polled for e in journal)
+
+
 def _kill(
     deployment: Deployment, run: CrashRun, ti: dict[str, Any], kill: str, event: Callable[[str], None]
 ) -> None:
     task_pid, supervisor_pid = deployment.worker_processes(ti["id"])
     run.killed_pids = {"task": task_pid, "supervisor": supervisor_pid}
     if kill == "task":
-        deployment.sigkill(task_pid)
+        run.killed_at = deployment.sigkill(task_pid)
         event(f"SIGKILL task process {task_pid} (its supervisor {supervisor_pid} lives) while it polls")
     elif kill == "supervisor":
-        deployment.sigkill(supervisor_pid)
+        run.killed_at = deployment.sigkill(supervisor_pid)
         event(
             f"SIGKILL supervisor {supervisor_pid} while its task process {task_pid} polls "
             "(the task process is orphaned)"
@@ -869,12 +990,13 @@ def _clear(deployment: Deployment, run: CrashRun, began: float) -> Clear:
     ti = deployment.task_instance(dag_id, run_id, task_id)
     if ti is None:
         raise DeploymentError(f"task instance {dag_id}/{run_id}/{task_id} vanished")
-    seconds = time.monotonic() - began
+    seconds, at = time.monotonic() - began, time.time()
     cleared = deployment.clear_task(dag_id, run_id, task_id)
     if len(cleared) != 1 or cleared[0]["task_id"] != task_id:
         raise DeploymentError(f"clearing {dag_id}/{run_id}/{task_id} cleared {cleared}")
     return Clear(
         seconds=seconds,
+        at=at,
         batches=batches,
         return_value=return_value,
         app_id=app_id,
@@ -886,11 +1008,13 @@ def _clear(deployment: Deployment, run: CrashRun, began: float) -> Clear:
 
 def _collect(deployment: Deployment, run: CrashRun, posts_before: int) -> None:
     run.batches = deployment.livy_batches(run.run_id)
+    run.requests = deployment.livy_requests(run.batches)
     run.posts_during_run = deployment.livy_stats()["posts"] - posts_before
     ti = deployment.task_instance(run.dag_id, run.run_id, run.task_id)
     if ti is not None:
         run.try_number = run.try_number or ti["try_number"]
         run.final_state = run.final_state or ti["state"]
+        run.tries = deployment.task_tries(run.dag_id, run.run_id, run.task_id)
         for number in range(1, (ti["try_number"] or 0) + 1):
             run.logs[number] = deployment.task_log(run.dag_id, run.run_id, run.task_id, number)
     if run.final_state == "success":
