@@ -35,13 +35,13 @@ from typing import Any
 import pytest
 import requests
 
-from airflow.providers.apache.livy.version_compat import HAS_RESUMABLE_JOB_MIXIN
+from airflow.providers.apache.livy.version_compat import AIRFLOW_V_3_3_PLUS
 from faults.worker import RETRIES
 
 pytestmark = [
     pytest.mark.faults,
     pytest.mark.airflow33,
-    pytest.mark.skipif(not HAS_RESUMABLE_JOB_MIXIN, reason="durable execution needs Airflow 3.3+"),
+    pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="durable execution needs Airflow 3.3+"),
 ]
 
 WORKER = Path(__file__).with_name("worker.py")

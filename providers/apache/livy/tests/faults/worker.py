@@ -106,31 +106,29 @@ class FileTaskInstance:
 
 
 def arm(operator: Any, point: str | None) -> None:
-    """Wrap the hook so that this process dies at ``point``."""
+    """Wrap the hook's public methods (4.6.4's seams) so that this process dies at ``point``."""
     hook = operator.hook
-    submit, get_batch, by_name = hook.submit_batch, hook.get_batch, hook.get_batch_by_name
+    post, get_state, by_name = hook.post_batch, hook.get_batch_state, hook.get_batch_by_name
     dump, page = hook.dump_batch_logs, hook.get_batch_logs
-    polls = {"n": 0}
 
-    def submit_batch(body: dict[str, Any]) -> dict[str, Any]:
+    def post_batch(*args: Any, **kwargs: Any) -> int:
         if point == "before_post":
             die()
-        reply = submit(body)
+        batch_id = post(*args, **kwargs)
         if point == "after_post":
             die()
-        return reply
+        return batch_id
 
-    def get_batch_by_name(name: str, retry_args: Any = None) -> dict[str, Any]:
+    def get_batch_by_name(name: str) -> dict[str, Any]:
         if point == "after_lost_reply":
             die()
-        return by_name(name, retry_args=retry_args)
+        return by_name(name)
 
-    def get_batch_polled(batch_id: Any, retry_args: Any = None) -> dict[str, Any]:
-        batch = get_batch(batch_id, retry_args=retry_args)
-        polls["n"] += 1
-        if point == "mid_poll" and batch.get("state") == "running":
+    def get_batch_state(batch_id: Any, retry_args: Any = None) -> Any:
+        state = get_state(batch_id, retry_args=retry_args)
+        if point == "mid_poll" and state.value == "running":
             die()
-        return batch
+        return state
 
     def dump_batch_logs(batch_id: Any) -> None:
         if point == "after_success_before_log_dump":
@@ -143,9 +141,9 @@ def arm(operator: Any, point: str | None) -> None:
             die()
         return result
 
-    hook.submit_batch, hook.get_batch, hook.get_batch_by_name = (
-        submit_batch,
-        get_batch_polled,
+    hook.post_batch, hook.get_batch_state, hook.get_batch_by_name = (
+        post_batch,
+        get_batch_state,
         get_batch_by_name,
     )
     hook.dump_batch_logs, hook.get_batch_logs = dump_batch_logs, get_batch_logs

@@ -28,6 +28,8 @@ Fixtures shared by the unit tests of the Livy provider (hooks, sensor, trigger, 
   build responses for aiohttp 3.14, which the provider requires; a real server also exercises the
   real client end to end.) Register replies with ``livy_server.reply(...)``, read what was sent in
   ``livy_server.requests``; an unscripted request answers 599 and fails the test.
+* ``livy``, ``store``, ``journal``: a scripted Livy behind ``responses`` for the operator and the
+  durable component, an in-memory task state store, and the one journal both write to.
 * ``livy_logs``: everything the provider logged during the test, whether it went through the
   standard ``logging`` module (captured with ``caplog``; Airflow 2) or through structlog
   (Airflow 3's ``LoggingMixin.log`` does not reach ``caplog``).
@@ -48,6 +50,9 @@ import responses
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict
+
+from unit.apache.livy.fake_livy import FakeLivy
+from unit.apache.livy.task_context import MemoryTaskStateStore
 
 LIVY_HOST = "127.0.0.1"
 LIVY_PORT = 8998
@@ -268,3 +273,23 @@ def livy_logs(caplog: pytest.LogCaptureFixture) -> Iterator[LogCapture]:
         capture = capture_logs()
     with capture as structlog_entries:
         yield LogCapture(caplog, structlog_entries)
+
+
+@pytest.fixture
+def journal() -> list[tuple[str, ...]]:
+    """One ordered journal of the task state store's writes and the scripted Livy's requests."""
+    return []
+
+
+@pytest.fixture
+def livy(journal: list[tuple[str, ...]], monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLivy]:
+    """A scripted Livy behind ``responses`` (see ``fake_livy.py``); ``livy_default`` points at it."""
+    monkeypatch.setenv("AIRFLOW_CONN_LIVY_DEFAULT", "livy://127.0.0.1:8998")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield FakeLivy(mock, journal)
+
+
+@pytest.fixture
+def store(journal: list[tuple[str, ...]]) -> MemoryTaskStateStore:
+    """An in-memory ``task_state_store`` whose writes go to the journal."""
+    return MemoryTaskStateStore(journal)

@@ -15,7 +15,8 @@
 # specific language governing permissions and limitations
 # under the License.
 """
-The provider imports and works on every supported Airflow: 2.11, 3.0-3.2 (stub mixin) and 3.3+.
+The provider imports and works on every supported Airflow: 2.11, 3.0-3.2 (common-compat's fallback
+mixin, every try submits) and 3.3+ (the SDK's ``ResumableJobMixin``).
 
 Run on each installed Airflow; the tests marked ``airflow33`` only apply from 3.3 on.
 """
@@ -25,6 +26,8 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import json
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -35,8 +38,8 @@ from packaging.version import Version
 
 from airflow.providers.apache.livy import version_compat
 from airflow.providers.apache.livy.get_provider_info import get_provider_info
-from airflow.providers.apache.livy.utils import resumable_stub
-from airflow.providers.apache.livy.version_compat import HAS_RESUMABLE_JOB_MIXIN
+from airflow.providers.apache.livy.version_compat import AIRFLOW_V_3_3_PLUS
+from unit.apache.livy.task_context import FakeTaskInstance
 
 PUBLIC_MODULES = [
     "airflow.providers.apache.livy",
@@ -47,7 +50,9 @@ PUBLIC_MODULES = [
     "airflow.providers.apache.livy.sensors.livy",
     "airflow.providers.apache.livy.triggers.livy",
     "airflow.providers.apache.livy.utils.batch_record",
-    "airflow.providers.apache.livy.utils.resumable_stub",
+    "airflow.providers.apache.livy.utils.durable_batch",
+    "airflow.providers.apache.livy.utils.redaction",
+    "airflow.providers.apache.livy.utils.states",
     "airflow.providers.apache.livy.version_compat",
 ]
 
@@ -58,15 +63,13 @@ RELEASED_NAMES = {
         "LivyAsyncHook",
         "sanitize_endpoint_prefix",
     ],
-    "airflow.providers.apache.livy.operators.livy": ["LivyOperator"],
+    "airflow.providers.apache.livy.operators.livy": ["LivyOperator", "LivyHook", "LivyTrigger"],
     "airflow.providers.apache.livy.sensors.livy": ["LivySensor"],
     "airflow.providers.apache.livy.triggers.livy": ["LivyTrigger"],
 }
 
-only_before_3_3 = pytest.mark.skipif(HAS_RESUMABLE_JOB_MIXIN, reason="Airflow 3.3+ has the real mixin")
-requires_3_3 = pytest.mark.skipif(
-    not HAS_RESUMABLE_JOB_MIXIN, reason="needs Airflow 3.3+ (ResumableJobMixin)"
-)
+only_before_3_3 = pytest.mark.skipif(AIRFLOW_V_3_3_PLUS, reason="Airflow 3.3+ has the SDK's mixin")
+requires_3_3 = pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="needs Airflow 3.3+ (ResumableJobMixin)")
 
 
 def airflow_version() -> Version:
@@ -91,28 +94,32 @@ def test_version_flags_match_the_installed_airflow():
     version = airflow_version()
     assert version_compat.get_base_airflow_version_tuple() == (version.major, version.minor, version.micro)
     assert (version >= Version("3.0.0")) == version_compat.AIRFLOW_V_3_0_PLUS
-    assert (version >= Version("3.3.0")) == HAS_RESUMABLE_JOB_MIXIN
+    assert (version >= Version("3.3.0")) == AIRFLOW_V_3_3_PLUS
 
 
-def test_mixin_flag_matches_what_airflow_offers():
-    try:
-        from airflow.sdk import ResumableJobMixin  # noqa: F401
-    except ImportError:
-        offered = False
-    else:
-        offered = True
-    assert offered == HAS_RESUMABLE_JOB_MIXIN
+def test_the_mixin_is_common_compats():
+    from airflow.providers.common.compat.sdk import ResumableJobMixin
+
+    from airflow.providers.apache.livy.operators.livy import LivyOperator
+
+    assert ResumableJobMixin in LivyOperator.__mro__
+    expected = "airflow.sdk" if AIRFLOW_V_3_3_PLUS else "airflow.providers.common.compat._resumable_job_mixin"
+    assert ResumableJobMixin.__module__.startswith(expected)
 
 
-def test_base_classes_come_from_the_right_place():
-    if version_compat.AIRFLOW_V_3_0_PLUS:
-        from airflow.sdk import BaseOperator, BaseSensorOperator
-    else:
-        from airflow.models import BaseOperator
-        from airflow.sensors.base import BaseSensorOperator
-    assert version_compat.BaseOperator is BaseOperator
-    assert version_compat.BaseSensorOperator is BaseSensorOperator
-    assert callable(version_compat.mask_secret)
+def test_importing_the_operator_loads_no_http_client():
+    """A DAG file pays only for what ``BaseOperator`` already loads (Airflow 2.11 loads ``requests``)."""
+    code = (
+        "import sys\n"
+        "from airflow.providers.common.compat.sdk import BaseOperator\n"
+        "before = set(sys.modules)\n"
+        "import airflow.providers.apache.livy.operators.livy\n"
+        "heavy = ('requests', 'aiohttp', 'airflow.providers.http.hooks.http',\n"
+        "         'airflow.providers.apache.livy.hooks.livy')\n"
+        "print(sorted(set(heavy) & (set(sys.modules) - before)))\n"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip().splitlines()[-1] == "[]"
 
 
 def make_operator(**kwargs: Any):
@@ -132,28 +139,20 @@ def durability_warnings(**kwargs: Any) -> list[warnings.WarningMessage]:
     ]
 
 
-# ---- Airflow < 3.3: the stub mixin -------------------------------------------------------------------
+# ---- Airflow < 3.3: common-compat's fallback mixin -------------------------------------------------
 
 
 @only_before_3_3
-def test_stub_mixin_is_used_before_3_3():
-    from airflow.providers.apache.livy.operators.livy import LivyOperator
-
-    assert HAS_RESUMABLE_JOB_MIXIN is False
-    assert version_compat.ResumableJobMixin is resumable_stub.ResumableJobMixin
-    assert resumable_stub.ResumableJobMixin in LivyOperator.__mro__
+def test_fallback_is_not_durable_before_3_3():
     operator = make_operator()
-    assert operator.task_id == "spark_job"
-    assert operator.durable is True
+    assert operator.durable is False
     assert operator.external_id_key == "livy_batch_id"
 
 
 @only_before_3_3
 @pytest.mark.parametrize("durable", [True, False])
-def test_durable_warns_before_3_3(durable):
-    with pytest.warns(UserWarning, match="no effect"):
-        operator = make_operator(durable=durable)
-    assert operator.durable is durable
+def test_durable_given_by_the_dag_warns_before_3_3(durable):
+    assert len(durability_warnings(durable=durable)) == 1
 
 
 @only_before_3_3
@@ -161,23 +160,16 @@ def test_no_warning_without_durable():
     assert durability_warnings() == []
 
 
-class FakeTaskInstance:
-    try_number = 1
-
-    def __init__(self) -> None:
-        self.xcoms: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[key] = value
+BATCH = {"id": 9, "name": None, "state": "starting", "appId": None, "appInfo": {}, "log": []}
 
 
 @only_before_3_3
-def test_operator_submits_polls_and_returns_on_the_stub(mocked_responses, livy_base_url):
-    batch = {"id": 9, "name": None, "state": "starting", "appId": None, "appInfo": {}, "log": []}
-    mocked_responses.post(f"{livy_base_url}/batches", status=201, json=batch)
-    mocked_responses.get(f"{livy_base_url}/batches/9", json={**batch, "state": "running"})
+def test_operator_submits_polls_and_returns_on_the_fallback(mocked_responses, livy_base_url):
+    mocked_responses.post(f"{livy_base_url}/batches", status=201, json=BATCH)
+    mocked_responses.get(f"{livy_base_url}/batches/9/state", json={"id": 9, "state": "running"})
+    mocked_responses.get(f"{livy_base_url}/batches/9/state", json={"id": 9, "state": "success"})
     mocked_responses.get(
-        f"{livy_base_url}/batches/9", json={**batch, "state": "success", "appId": "application_1_0009"}
+        f"{livy_base_url}/batches/9", json={**BATCH, "state": "success", "appId": "application_1_0009"}
     )
     mocked_responses.get(
         f"{livy_base_url}/batches/9/log", json={"id": 9, "from": 0, "total": 1, "log": ["done"]}
@@ -188,10 +180,13 @@ def test_operator_submits_polls_and_returns_on_the_stub(mocked_responses, livy_b
     assert operator.execute({"ti": ti}) == 9
 
     requests_sent = [(call.request.method, call.request.path_url) for call in mocked_responses.calls]
-    assert requests_sent[0] == ("POST", "/batches")
     assert [method for method, _ in requests_sent].count("POST") == 1
-    assert ("GET", "/batches/9") in requests_sent
-    assert requests_sent[-1][1].startswith("/batches/9/log")
+    assert requests_sent[:3] == [
+        ("POST", "/batches"),
+        ("GET", "/batches/9/state"),
+        ("GET", "/batches/9/state"),
+    ]
+    assert [path for _, path in requests_sent[3:]] == ["/batches/9/log?from=0&size=100", "/batches/9"]
     assert json.loads(mocked_responses.calls[0].request.body) == {
         "file": "s3://bucket/app.py",
         "conf": {"spark.x": "1"},
@@ -200,88 +195,18 @@ def test_operator_submits_polls_and_returns_on_the_stub(mocked_responses, livy_b
 
 
 @only_before_3_3
-def test_operator_fails_when_the_batch_dies_on_the_stub(mocked_responses, livy_base_url):
+def test_operator_fails_when_the_batch_dies_on_the_fallback(mocked_responses, livy_base_url):
     from airflow.exceptions import AirflowException
 
-    batch = {"id": 4, "name": None, "state": "starting", "appId": None, "appInfo": {}, "log": []}
-    mocked_responses.post(f"{livy_base_url}/batches", status=201, json=batch)
-    mocked_responses.get(f"{livy_base_url}/batches/4", json={**batch, "state": "dead"})
-    mocked_responses.get(f"{livy_base_url}/batches/4/log", json={"id": 4, "from": 0, "total": 0, "log": []})
+    mocked_responses.post(f"{livy_base_url}/batches", status=201, json=BATCH)
+    mocked_responses.get(f"{livy_base_url}/batches/9/state", json={"id": 9, "state": "dead"})
+    mocked_responses.get(f"{livy_base_url}/batches/9", json={**BATCH, "state": "dead"})
+    mocked_responses.get(f"{livy_base_url}/batches/9/log", json={"id": 9, "from": 0, "total": 0, "log": []})
     with pytest.raises(AirflowException, match="dead"):
         make_operator(polling_interval=0.01).execute({"ti": FakeTaskInstance()})
 
 
-# ---- the stub itself (importable on every version) ----------------------------------------------------
-
-
-class RecordingJob(resumable_stub.ResumableJobMixin):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.calls: list[tuple[str, Any]] = []
-
-    def submit_job(self, context: Any) -> Any:
-        self.calls.append(("submit_job", context))
-        return "job-1"
-
-    def poll_until_complete(self, external_id: Any, context: Any) -> Any:
-        self.calls.append(("poll_until_complete", external_id))
-        return None
-
-    def get_job_result(self, external_id: Any, context: Any) -> Any:
-        self.calls.append(("get_job_result", external_id))
-        return f"result of {external_id}"
-
-
-def test_stub_execute_resumable_submits_polls_and_returns():
-    job = RecordingJob()
-    context = {"ti": None, "task_state_store": None}
-    assert job.execute_resumable(context) == "result of job-1"
-    assert job.calls == [
-        ("submit_job", context),
-        ("poll_until_complete", "job-1"),
-        ("get_job_result", "job-1"),
-    ]
-    assert job.durable is True
-    assert RecordingJob(durable=False).durable is False
-
-
-def test_stub_execute_resumable_submits_again_on_every_call():
-    job = RecordingJob()
-    job.execute_resumable({})
-    job.execute_resumable({})
-    assert [name for name, _ in job.calls].count("submit_job") == 2
-
-
-@pytest.mark.parametrize(
-    ("method", "arguments"),
-    [
-        ("submit_job", ({},)),
-        ("get_job_status", ("id", {})),
-        ("is_job_active", ("running",)),
-        ("is_job_succeeded", ("success",)),
-        ("poll_until_complete", ("id", {})),
-        ("get_job_result", ("id", {})),
-    ],
-)
-def test_stub_hooks_must_be_implemented(method, arguments):
-    with pytest.raises(NotImplementedError):
-        getattr(resumable_stub.ResumableJobMixin(), method)(*arguments)
-
-
-# ---- Airflow 3.3+: the real mixin ---------------------------------------------------------------------
-
-
-@pytest.mark.airflow33
-@requires_3_3
-def test_real_mixin_is_in_the_mro():
-    from airflow.sdk import ResumableJobMixin
-
-    from airflow.providers.apache.livy.operators.livy import LivyOperator
-
-    assert HAS_RESUMABLE_JOB_MIXIN is True
-    assert version_compat.ResumableJobMixin is ResumableJobMixin
-    assert ResumableJobMixin in LivyOperator.__mro__
-    assert resumable_stub.ResumableJobMixin not in LivyOperator.__mro__
+# ---- Airflow 3.3+: the SDK's mixin --------------------------------------------------------------------
 
 
 @pytest.mark.airflow33

@@ -59,5 +59,17 @@ class LivyDuplicateBatchName(LivyHttpError):
     """400 "Duplicate session name": a batch with this name is already in Livy's memory."""
 
 
+class LivyBatchRejected(LivyHttpError):
+    """Livy (or a gateway in front of it) refused ``POST /batches`` with a 4xx reply."""
+
+
+class LivyBatchNotCreated(LivyError):
+    """The reply to ``POST /batches`` was lost, and Livy holds no batch under the name it carried."""
+
+
 class LivyResponseError(LivyError):
     """Livy answered 2xx with a body that is not the JSON the API promises (e.g. a gateway's HTML page)."""
+
+
+class LivyBatchReplaced(AirflowException):
+    """Livy holds another batch under this batch's id: it restarted without recovery and reused the id."""

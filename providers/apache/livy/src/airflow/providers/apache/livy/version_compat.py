@@ -15,15 +15,13 @@
 # specific language governing permissions and limitations
 # under the License.
 """
-The one place that knows which Airflow version is installed.
+The installed Airflow version, for the few places that depend on it.
 
-Everything version-dependent that the provider imports comes from here, so the rest of the code
-reads the same on Airflow 2.11, 3.0-3.2 and 3.3+.
+Imports that moved between Airflow versions come from ``airflow.providers.common.compat.sdk``,
+which also supplies ``ResumableJobMixin`` below 3.3 (a fallback that submits on every try).
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
 
 
 def get_base_airflow_version_tuple() -> tuple[int, int, int]:
@@ -36,37 +34,7 @@ def get_base_airflow_version_tuple() -> tuple[int, int, int]:
 
 
 AIRFLOW_V_3_0_PLUS = get_base_airflow_version_tuple() >= (3, 0, 0)
+AIRFLOW_V_3_3_PLUS = get_base_airflow_version_tuple() >= (3, 3, 0)
+"""``ResumableJobMixin`` and the task state store (AIP-103) arrived in 3.3."""
 
-if TYPE_CHECKING or AIRFLOW_V_3_0_PLUS:
-    from airflow.sdk import BaseOperator, BaseSensorOperator
-    from airflow.sdk.log import mask_secret
-else:  # Airflow 2.11
-    from airflow.models import BaseOperator
-    from airflow.sensors.base import BaseSensorOperator
-    from airflow.utils.log.secrets_masker import mask_secret
-
-try:
-    from airflow.sdk import ResumableJobMixin
-
-    HAS_RESUMABLE_JOB_MIXIN = True
-except ImportError:  # Airflow < 3.3 (AIP-103 landed in 3.3)
-    from airflow.providers.apache.livy.utils.resumable_stub import (  # type: ignore[assignment]
-        ResumableJobMixin,
-    )
-
-    HAS_RESUMABLE_JOB_MIXIN = False
-
-if TYPE_CHECKING:
-    from pydantic import JsonValue
-else:
-    JsonValue = Any
-
-__all__ = [
-    "AIRFLOW_V_3_0_PLUS",
-    "HAS_RESUMABLE_JOB_MIXIN",
-    "BaseOperator",
-    "BaseSensorOperator",
-    "JsonValue",
-    "ResumableJobMixin",
-    "mask_secret",
-]
+__all__ = ["AIRFLOW_V_3_0_PLUS", "AIRFLOW_V_3_3_PLUS"]

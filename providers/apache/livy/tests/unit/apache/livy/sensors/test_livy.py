@@ -24,9 +24,10 @@ import pytest
 import requests
 from airflow.exceptions import AirflowException
 
-from airflow.providers.apache.livy.exceptions import LivyBatchNotFound
+from airflow.providers.apache.livy.exceptions import LivyBatchNotFound, LivyHttpError
 from airflow.providers.apache.livy.hooks.livy import LivyHook
 from airflow.providers.apache.livy.sensors.livy import LivySensor
+from airflow.providers.apache.livy.utils.states import BatchOutcome, BatchState, batch_outcome
 
 
 def make_sensor(**kwargs) -> LivySensor:
@@ -128,3 +129,24 @@ def test_invalid_batch_id_fails_without_a_request(mocked_responses):
     with pytest.raises(TypeError):
         make_sensor(batch_id="4; DROP").poke({})
     assert len(mocked_responses.calls) == 0
+
+
+@pytest.mark.parametrize("state", [member.value for member in BatchState])
+def test_poke_follows_the_shared_classification(mocked_responses, livy_base_url, state):
+    script_state(mocked_responses, livy_base_url, state)
+    outcome = batch_outcome(state)
+    if outcome is BatchOutcome.FAILED:
+        with pytest.raises(AirflowException):
+            make_sensor().poke({})
+    else:
+        assert make_sensor().poke({}) is (outcome is BatchOutcome.SUCCEEDED)
+
+
+def test_poke_reads_the_state_once_without_retries(mocked_responses, livy_base_url):
+    url = f"{livy_base_url}/batches/4/state"
+    mocked_responses.get(url, status=503, json={"msg": "unavailable"})
+    mocked_responses.get(url, json={"id": 4, "state": "success"})
+    with pytest.raises(LivyHttpError) as error:
+        make_sensor().poke({})
+    assert error.value.http_status == 503
+    assert len(mocked_responses.calls) == 1

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import importlib
 import inspect
+import socket
 import time
 from datetime import timedelta
 from typing import Any
@@ -36,12 +38,15 @@ import pytest
 from airflow.serialization.serialized_objects import BaseSerialization
 
 from airflow.providers.apache.livy.hooks.livy import BatchState, LivyAsyncHook
+from airflow.providers.apache.livy.triggers import livy as trigger_module
 from airflow.providers.apache.livy.triggers.livy import LivyTrigger
+from airflow.providers.apache.livy.utils.batch_record import IdentityChecks
 from unit.apache.livy.gateway_auth import GatewayAuth
 
 CLASSPATH = "airflow.providers.apache.livy.triggers.livy.LivyTrigger"
 SECRET = "s3-secret-key-value-123"
 POLL = 0.01
+NAME = "airflow-etl-spark_job-t1-s1-0123456789"
 
 SPARK_PARAMS: dict[str, Any] = {
     "file": "s3://bucket/app.py",
@@ -70,6 +75,7 @@ def full_trigger(**overrides: Any) -> LivyTrigger:
         "endpoint_prefix": "/gateway/livy",
         "auth_type": GatewayAuth,
         "batch_name": "etl-s1-0123456789",
+        "app_id": "application_1700000000000_0042",
         **overrides,
     }
     return LivyTrigger(**arguments)
@@ -118,7 +124,15 @@ def test_serialize_round_trips():
     assert kwargs["execution_timeout"] == timedelta(hours=2)
     assert kwargs["endpoint_prefix"] == "/gateway/livy"
     assert kwargs["batch_name"] == "etl-s1-0123456789"
+    assert kwargs["app_id"] == "application_1700000000000_0042"
     assert "livy_hook_async" not in kwargs
+
+
+def test_new_parameters_default_to_none():
+    _, kwargs = LivyTrigger(batch_id=1, spark_params={}).serialize()
+    assert kwargs["batch_name"] is None
+    assert kwargs["app_id"] is None
+    assert kwargs["auth_type"] is None
 
 
 def test_serialized_kwargs_survive_airflow_serialization():
@@ -281,72 +295,369 @@ async def test_invalid_batch_id_gives_an_error_event(livy_server):
     assert livy_server.requests == []
 
 
-async def test_unreachable_livy_gives_an_error_event(make_livy_conn):
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    make_livy_conn("livy_down", port=port)
-    trigger = LivyTrigger(batch_id=1, spark_params={}, livy_conn_id="livy_down", polling_interval=POLL)
+async def test_execution_timeout_of_zero_times_out_after_one_poll(livy_server):
+    # 4.6.4 ignored a zero timedelta (it is falsy) and waited forever.
+    livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": "running"})
+    trigger = LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL, execution_timeout=timedelta(0))
     event = await run_trigger(trigger)
-    assert event["status"] == "error"
+    assert event == {"status": "timeout", "batch_id": 1, "response": "Batch 1 timed out", "log_lines": None}
+    assert livy_server.paths() == ["/batches/1/state"]
 
 
-# ---- the batch name fence ---------------------------------------------------------------------------
-
-
-async def test_batch_with_another_name_is_not_watched(livy_server):
-    livy_server.reply(
-        "GET", "/batches/1", json_body={"id": 1, "name": "someone-else-s1-ffff", "state": "running"}
-    )
-    trigger = LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL, batch_name="etl-s1-0123")
-    event = await run_trigger(trigger)
-    assert event["status"] == "error"
-    assert "someone-else-s1-ffff" in event["response"]
-    assert "etl-s1-0123" in event["response"]
-    assert "reused" in event["response"]
-    assert livy_server.paths() == ["/batches/1"]
-
-
-async def test_batch_with_its_name_is_watched_to_the_end(livy_server):
-    for state in ("running", "success"):
-        livy_server.reply("GET", "/batches/1", json_body={"id": 1, "name": "etl-s1-0123", "state": state})
-    script_log(livy_server, ["ok"])
-    trigger = LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL, batch_name="etl-s1-0123")
+async def test_execution_timeout_of_zero_still_reports_a_finished_batch(livy_server):
+    livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": "success"})
+    script_log(livy_server, [])
+    trigger = LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL, execution_timeout=timedelta(0))
     event = await run_trigger(trigger)
     assert event["status"] == "success"
     assert event["state"] == "success"
-    assert event["log_lines"] == ["ok"]
-    assert livy_server.paths() == ["/batches/1", "/batches/1", "/batches/1/log"]
 
 
-async def test_batch_name_changing_while_watched_is_caught(livy_server):
-    livy_server.reply("GET", "/batches/1", json_body={"id": 1, "name": "etl-s1-0123", "state": "running"})
-    livy_server.reply("GET", "/batches/1", json_body={"id": 1, "name": "other-s1-9", "state": "success"})
-    trigger = LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL, batch_name="etl-s1-0123")
+# ---- transport errors ------------------------------------------------------------------------------
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("batch_name", [None, NAME], ids=["state-polls", "identity-checks"])
+async def test_poll_for_termination_raises_when_livy_is_unreachable(make_livy_conn, batch_name):
+    make_livy_conn("livy_down", port=free_loopback_port())
+    trigger = LivyTrigger(
+        batch_id=1, spark_params={}, livy_conn_id="livy_down", polling_interval=POLL, batch_name=batch_name
+    )
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await trigger.poll_for_termination(1)
+
+
+@pytest.mark.parametrize("batch_name", [None, NAME], ids=["state-polls", "identity-checks"])
+async def test_unreachable_livy_gives_an_error_event(make_livy_conn, batch_name):
+    make_livy_conn("livy_down", port=free_loopback_port())
+    trigger = LivyTrigger(
+        batch_id=1, spark_params={}, livy_conn_id="livy_down", polling_interval=POLL, batch_name=batch_name
+    )
     event = await run_trigger(trigger)
     assert event["status"] == "error"
-    assert "other-s1-9" in event["response"]
-    assert "/batches/1/log" not in livy_server.paths()
+    assert event["batch_id"] == 1
+    assert event["log_lines"] is None
+    assert "state" not in event
+    assert "ClientConnectorError" in event["response"]
 
 
-async def test_livy_without_names_is_trusted(livy_server):
-    # Livy 0.5 has no "name" field; the batch cannot be checked, so it is followed as before.
-    livy_server.reply("GET", "/batches/1", json_body={"id": 1, "state": "dead", "appId": None})
-    script_log(livy_server, [])
-    trigger = LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL, batch_name="etl-s1-0123")
+async def test_a_request_timeout_raises_and_gives_an_error_event(livy_server):
+    livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": "running"}, delay=0.5)
+    arguments = {
+        "batch_id": 1,
+        "spark_params": {},
+        "polling_interval": POLL,
+        "extra_options": {"timeout": aiohttp.ClientTimeout(total=0.05)},
+    }
+    with pytest.raises(TimeoutError):
+        await LivyTrigger(**arguments).poll_for_termination(1)
+    event = await run_trigger(LivyTrigger(**arguments))
+    assert event["status"] == "error"
+    assert "state" not in event
+
+
+async def test_a_timeout_during_the_final_log_read_keeps_the_outcome(livy_server):
+    # The log is best effort: the batch's outcome is known, so a lost log read does not change it.
+    livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": "success"})
+    livy_server.reply(
+        "GET", "/batches/1/log", json_body={"id": 1, "from": 0, "total": 0, "log": []}, delay=0.5
+    )
+    trigger = LivyTrigger(
+        batch_id=1,
+        spark_params={},
+        polling_interval=POLL,
+        extra_options={"timeout": aiohttp.ClientTimeout(total=0.1)},
+    )
     event = await run_trigger(trigger)
+    assert (event["status"], event["state"], event["log_lines"]) == ("success", "success", None)
+    assert livy_server.paths() == ["/batches/1/state", "/batches/1/log"]
+
+
+# ---- the batch's identity ----------------------------------------------------------------------------
+
+FULL = "/batches/1"
+STATE = "/batches/1/state"
+LOG = "/batches/1/log"
+
+
+def livy_batch(state: str | None, name: str | None = NAME, app_id: str | None = None) -> dict[str, Any]:
+    batch: dict[str, Any] = {"id": 1, "name": name, "state": state, "appId": app_id}
+    if state is None:
+        del batch["state"]
+    return batch
+
+
+def script_reads(livy_server, reads: list[tuple[str, Any]]) -> list[str]:
+    """
+    Script the reads the trigger should make, in order: ``(FULL, batch)`` or ``(STATE, state)``.
+
+    Each path answers its own replies in order, so a trigger that reads in another order, or more
+    often, sees other states than the ones scripted here. Returns the paths, in order.
+    """
+    for path, reply in reads:
+        body = reply if path == FULL else {"id": 1, "state": reply}
+        livy_server.reply("GET", path, json_body=body)
+    return [path for path, _ in reads]
+
+
+def named_trigger(**more: Any) -> LivyTrigger:
+    # The timeout only stops a trigger that reads other than scripted (the last reply repeats).
+    arguments = {"execution_timeout": timedelta(seconds=10), **more}
+    return LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL, batch_name=NAME, **arguments)
+
+
+async def test_identity_is_read_first_after_a_change_and_at_the_end(livy_server):
+    # The batch goes starting, running, running, success over four polls.
+    expected = script_reads(
+        livy_server,
+        [
+            (FULL, livy_batch("starting")),  # the first poll
+            (STATE, "running"),  # a change...
+            (FULL, livy_batch("running")),  # ...so the next poll reads the whole batch
+            (STATE, "success"),  # terminal, seen through /state...
+            (FULL, livy_batch("success")),  # ...is confirmed by reading the whole batch
+        ],
+    )
+    script_log(livy_server, ["done"])
+
+    event = await run_trigger(named_trigger())
+
+    assert livy_server.paths() == [*expected, LOG]
+    assert event["status"] == "success"
+    assert event["state"] == "success"
+    assert event["log_lines"] == ["done"]
+
+
+async def test_an_unchanged_state_is_polled_through_the_state_endpoint(livy_server):
+    expected = script_reads(
+        livy_server,
+        [
+            (FULL, livy_batch("running")),
+            (STATE, "running"),
+            (STATE, "running"),
+            (STATE, "running"),
+            (STATE, "dead"),
+            (FULL, livy_batch("dead")),
+        ],
+    )
+    script_log(livy_server, [])
+    event = await run_trigger(named_trigger())
+    assert livy_server.paths() == [*expected, LOG]
     assert event["status"] == "error"
     assert event["state"] == "dead"
 
 
-async def test_batch_gone_under_the_fence(livy_server):
-    livy_server.reply("GET", "/batches/1", status=404, json_body={"msg": "Session '1' not found."})
-    trigger = LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL, batch_name="etl-s1-0123")
-    event = await run_trigger(trigger)
+async def test_an_end_the_whole_batch_contradicts_is_waited_through(livy_server):
+    # /state said dead; the batch read says recovering (Livy restarted with recovery): keep waiting.
+    expected = script_reads(
+        livy_server,
+        [
+            (FULL, livy_batch("running")),
+            (STATE, "dead"),
+            (FULL, livy_batch("recovering")),
+            (STATE, "recovering"),
+            (STATE, "success"),
+            (FULL, livy_batch("success")),
+        ],
+    )
+    script_log(livy_server, [])
+    event = await run_trigger(named_trigger())
+    assert livy_server.paths() == [*expected, LOG]
+    assert (event["status"], event["state"]) == ("success", "success")
+
+
+async def test_the_app_id_learned_while_waiting_is_checked_afterwards(livy_server):
+    script_reads(
+        livy_server,
+        [
+            (FULL, livy_batch("running", name=None, app_id="application_1_0001")),
+            (STATE, "starting"),
+            (FULL, livy_batch("starting", name=None, app_id="application_9_0001")),  # another app
+        ],
+    )
+    event = await run_trigger(named_trigger())
     assert event["status"] == "error"
-    assert "not found" in event["response"]
+    assert "state" not in event
+    assert LOG not in livy_server.paths()
+
+
+async def test_without_a_batch_name_only_the_state_endpoint_is_read(livy_server):
+    expected = script_reads(
+        livy_server, [(STATE, "starting"), (STATE, "running"), (STATE, "running"), (STATE, "success")]
+    )
+    script_log(livy_server, ["done"])
+    event = await run_trigger(LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL))
+    assert livy_server.paths() == [*expected, LOG]
+    assert event["status"] == "success"
+
+
+async def test_a_batch_finished_at_the_first_read_is_read_once(livy_server):
+    expected = script_reads(livy_server, [(FULL, livy_batch("success", app_id="application_1_0001"))])
+    script_log(livy_server, [])
+    event = await run_trigger(named_trigger())
+    assert livy_server.paths() == [*expected, LOG]
+    assert event["status"] == "success"
+
+
+async def test_the_whole_batch_is_read_again_once_the_interval_passed(livy_server, monkeypatch):
+    # A clock that advances 100 s with every request Livy receives; IdentityChecks.interval is 300 s.
+    def clock() -> float:
+        return 100.0 * len(livy_server.requests)
+
+    monkeypatch.setattr(trigger_module, "IdentityChecks", functools.partial(IdentityChecks, clock=clock))
+    assert IdentityChecks.interval == 300
+    expected = script_reads(
+        livy_server,
+        [
+            (FULL, livy_batch("running")),
+            (STATE, "running"),
+            (STATE, "running"),
+            (STATE, "running"),
+            (FULL, livy_batch("running")),  # 300 s after the last full read
+            (STATE, "running"),
+            (STATE, "running"),
+            (STATE, "running"),
+            (FULL, livy_batch("success")),
+        ],
+    )
+    script_log(livy_server, [])
+    event = await run_trigger(named_trigger())
+    assert livy_server.paths() == [*expected, LOG]
+    assert event["status"] == "success"
+
+
+async def test_batch_with_another_name_is_not_watched(livy_server):
+    script_reads(livy_server, [(FULL, livy_batch("running", name="someone-else-s1-ffff"))])
+    event = await run_trigger(named_trigger())
+    assert event["status"] == "error"
+    assert event["batch_id"] == 1
+    assert event["log_lines"] is None
+    assert "state" not in event
+    assert "someone-else-s1-ffff" in event["response"]
+    assert NAME in event["response"]
+    assert livy_server.paths() == [FULL]
+
+
+async def test_a_batch_replaced_while_watched_is_caught_by_the_end_check(livy_server):
+    expected = script_reads(
+        livy_server,
+        [
+            (FULL, livy_batch("running")),
+            (STATE, "success"),
+            (FULL, livy_batch("success", name="other-s1-9")),  # Livy restarted and reused id 1
+        ],
+    )
+    event = await run_trigger(named_trigger())
+    assert livy_server.paths() == expected  # no log read: the log is not ours
+    assert event["status"] == "error"
+    assert "state" not in event
+    assert "other-s1-9" in event["response"]
+
+
+async def test_a_batch_replaced_after_a_state_change_is_caught(livy_server):
+    expected = script_reads(
+        livy_server,
+        [
+            (FULL, livy_batch("starting")),
+            (STATE, "running"),
+            (FULL, livy_batch("running", name="other-s1-9")),
+        ],
+    )
+    event = await run_trigger(named_trigger())
+    assert livy_server.paths() == expected
+    assert event["status"] == "error"
+
+
+@pytest.mark.parametrize(
+    ("trigger_app_id", "livy_app_id"),
+    [(None, None), (None, "application_1_0001"), ("application_1_0001", None), ("application_1_0001",) * 2],
+    ids=["neither-known", "livy-knows", "trigger-knows", "same"],
+)
+async def test_a_server_without_names_is_followed_while_the_app_id_agrees(
+    livy_server, trigger_app_id, livy_app_id
+):
+    # Livy 0.5 and some gateways answer "name": null; the app id is all there is to check.
+    expected = script_reads(
+        livy_server,
+        [
+            (FULL, livy_batch("running", name=None, app_id=livy_app_id)),
+            (STATE, "success"),
+            (FULL, livy_batch("success", name=None, app_id=livy_app_id)),
+        ],
+    )
+    script_log(livy_server, ["done"])
+    event = await run_trigger(named_trigger(app_id=trigger_app_id))
+    assert livy_server.paths() == [*expected, LOG]
+    assert event["status"] == "success"
+    assert event["state"] == "success"
+
+
+async def test_livy_0_5_without_a_name_field_is_followed(livy_server):
+    expected = script_reads(livy_server, [(FULL, {"id": 1, "state": "dead", "appId": None})])
+    script_log(livy_server, [])
+    event = await run_trigger(named_trigger())
+    assert livy_server.paths() == [*expected, LOG]
+    assert event["status"] == "error"
+    assert event["state"] == "dead"
+
+
+@pytest.mark.parametrize("name", [NAME, None], ids=["named", "name-null"])
+async def test_another_app_id_is_not_watched(livy_server, name):
+    script_reads(livy_server, [(FULL, livy_batch("running", name=name, app_id="application_2_0007"))])
+    event = await run_trigger(named_trigger(app_id="application_1_0001"))
+    assert livy_server.paths() == [FULL]
+    assert event["status"] == "error"
+    assert "state" not in event
+
+
+async def test_another_app_id_at_the_end_check_is_not_reported_as_ours(livy_server):
+    expected = script_reads(
+        livy_server,
+        [
+            (FULL, livy_batch("running", name=None, app_id="application_1_0001")),
+            (STATE, "success"),
+            (FULL, livy_batch("success", name=None, app_id="application_2_0007")),
+        ],
+    )
+    event = await run_trigger(named_trigger(app_id="application_1_0001"))
+    assert livy_server.paths() == expected
+    assert event["status"] == "error"
+    assert "state" not in event
+
+
+async def test_a_whole_batch_without_a_state_falls_back_to_the_state_endpoint(livy_server):
+    expected = script_reads(
+        livy_server,
+        [
+            (FULL, livy_batch(None)),
+            (STATE, "running"),
+            (STATE, "success"),
+            (FULL, livy_batch(None)),
+            (STATE, "success"),
+        ],
+    )
+    script_log(livy_server, [])
+    event = await run_trigger(named_trigger())
+    assert livy_server.paths() == [*expected, LOG]
+    assert event["status"] == "success"
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [(404, {"msg": "Session '1' not found."}), (500, {"msg": "internal"}), (200, ["not", "a", "batch"])],
+    ids=["404", "500", "not-an-object"],
+)
+async def test_an_unreadable_batch_gives_an_error_event(livy_server, status, body):
+    livy_server.reply("GET", FULL, status=status, json_body=body)
+    event = await run_trigger(named_trigger())
+    assert event["status"] == "error"
+    assert "state" not in event
+    assert livy_server.paths() == [FULL]
 
 
 # ---- what reaches Livy --------------------------------------------------------------------------

@@ -21,8 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Sequence
-from enum import Enum
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -31,24 +30,29 @@ import tenacity
 from airflow.providers.http.hooks.http import HttpAsyncHook, HttpHook
 
 from airflow.providers.apache.livy.exceptions import (
-    LivyAuthError,
+    LivyBatchNotCreated,
     LivyBatchNotFound,
+    LivyBatchRejected,
     LivyDuplicateBatchName,
     LivyHttpError,
     LivyResponseError,
 )
+from airflow.providers.apache.livy.hooks._transport import (
+    LOST_REPLY_ERRORS,
+    LogPager,
+    is_refusal,
+    read_livy_reply,
+    read_retry_args,
+    request_headers,
+    require_field,
+)
+from airflow.providers.apache.livy.utils.batch_record import is_valid_batch_name, validate_batch_id
+from airflow.providers.apache.livy.utils.redaction import describe_batch_body
+from airflow.providers.apache.livy.utils.states import TERMINAL_STATES, BatchState
 
 log = logging.getLogger(__name__)
 
-CSRF_HEADER = "X-Requested-By"
-"""Livy's CSRF filter rejects any non-GET request that lacks this header (any value)."""
-
-MAX_BATCH_ID = 2**31 - 1
-"""Livy numbers batches with a 32-bit signed counter."""
-
-_BATCH_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
-_LOG_PAGE_SIZE = 100
-_REPLY_EXCERPT_CHARS = 200
+__all__ = ["BatchState", "LivyAsyncHook", "LivyHook", "async_auth_type", "sanitize_endpoint_prefix"]
 
 
 def sanitize_endpoint_prefix(endpoint_prefix: str | None) -> str:
@@ -57,212 +61,30 @@ def sanitize_endpoint_prefix(endpoint_prefix: str | None) -> str:
     return f"/{stripped}" if stripped else ""
 
 
-class BatchState(Enum):
+def async_auth_type(auth_type: Any | None) -> type | None:
     """
-    State of a Livy batch, as Livy reports it.
+    The ``aiohttp`` auth class matching ``requests`` auth class ``auth_type``, for the triggerer.
 
-    A state this enum does not list (a newer Livy, a gateway) still converts: ``BatchState("x")``
-    returns a pseudo-member named ``UNKNOWN`` whose ``value`` is ``"x"``, so reading a state never
-    raises. Use :func:`batch_outcome` to decide what a state means.
+    The worker talks to Livy through ``requests``, the triggerer through ``aiohttp``; only basic
+    auth has a counterpart. For any other class the triggerer keeps ``aiohttp``'s basic auth with
+    the connection's login, as provider 4.6.4 did, and a warning says so.
     """
-
-    NOT_STARTED = "not_started"
-    STARTING = "starting"
-    RUNNING = "running"
-    IDLE = "idle"
-    BUSY = "busy"
-    SHUTTING_DOWN = "shutting_down"
-    ERROR = "error"
-    DEAD = "dead"
-    KILLED = "killed"
-    SUCCESS = "success"
-    RECOVERING = "recovering"
-
-    @classmethod
-    def _missing_(cls, value: object) -> BatchState | None:
-        if not isinstance(value, str):
-            return None
-        unknown = object.__new__(cls)
-        unknown._name_ = "UNKNOWN"
-        unknown._value_ = value
-        return unknown
-
-
-class BatchOutcome(Enum):
-    """What a batch state means for whoever waits on the batch."""
-
-    ACTIVE = "active"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-_FAILED_STATES = frozenset({"dead", "killed", "error"})
-_ACTIVE_STATES = frozenset(
-    {"not_started", "starting", "running", "idle", "busy", "shutting_down", "recovering"}
-)
-
-
-def batch_outcome(state: str | BatchState) -> BatchOutcome:
-    """
-    Classify a Livy batch state; the one classification every component of the provider uses.
-
-    ``success`` succeeded; ``dead``, ``killed`` and ``error`` failed; every other state, including
-    ``recovering`` and states this provider does not know, is active (not finished). An unknown
-    state is logged, never raised.
-    """
-    value = state.value if isinstance(state, BatchState) else str(state)
-    if value == BatchState.SUCCESS.value:
-        return BatchOutcome.SUCCEEDED
-    if value in _FAILED_STATES:
-        return BatchOutcome.FAILED
-    if value not in _ACTIVE_STATES:
-        log.warning("Livy reported batch state %r, which is not known; treating it as not finished", value)
-    return BatchOutcome.ACTIVE
-
-
-def validate_batch_id(session_id: Any) -> int:
-    """
-    Return ``session_id`` as a Livy batch id, or raise.
-
-    :raises TypeError: it is not an integer (or a string of digits).
-    :raises ValueError: it is outside Livy's id range ``0 .. 2**31 - 1``.
-    """
-    if isinstance(session_id, bool) or not isinstance(session_id, int | str):
-        raise TypeError(f"'session_id' must be an integer, got {type(session_id).__name__}")
-    if isinstance(session_id, str):
-        if not session_id.isascii() or not session_id.isdigit():
-            raise TypeError(f"'session_id' must be an integer, got {session_id[:40]!r}")
-        session_id = int(session_id)
-    if not 0 <= session_id <= MAX_BATCH_ID:
-        raise ValueError(f"'session_id' {session_id} is outside Livy's batch id range 0..{MAX_BATCH_ID}")
-    return session_id
-
-
-def is_valid_batch_name(name: object) -> bool:
-    """Whether ``name`` is a batch name safe to put in a URL: ``[A-Za-z0-9._-]``, not all digits."""
-    return isinstance(name, str) and _BATCH_NAME_PATTERN.fullmatch(name) is not None and not name.isdigit()
-
-
-def describe_batch_body(body: dict[str, Any]) -> str:
-    """Summarise a POST body for logs: file, class, name and conf *keys* only (values may be secrets)."""
-    parts = [f"file={body.get('file')!r}"]
-    for key in ("className", "name", "proxyUser", "queue"):
-        if body.get(key):
-            parts.append(f"{key}={body[key]!r}")
-    if body.get("conf"):
-        parts.append(f"conf keys={sorted(str(key) for key in body['conf'])}")
-    return ", ".join(parts)
-
-
-def _excerpt(text: str) -> str:
-    collapsed = " ".join(text.split())
-    if len(collapsed) > _REPLY_EXCERPT_CHARS:
-        return collapsed[:_REPLY_EXCERPT_CHARS] + "..."
-    return collapsed
-
-
-def _livy_message(text: str) -> str:
-    """Livy's error text: ``{"msg": ...}`` (0.6+), a bare JSON string (0.5, parse errors) or raw text."""
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        return _excerpt(text)
-    if isinstance(parsed, dict) and isinstance(parsed.get("msg"), str):
-        return parsed["msg"]
-    if isinstance(parsed, str):
-        return parsed
-    return _excerpt(text)
-
-
-def _subject(batch: int | str | None) -> str:
-    return f"batch {batch!r}" if batch is not None else "Livy"
-
-
-def read_livy_reply(
-    status: int, text: str, *, method: str, endpoint: str, batch: int | str | None = None
-) -> Any:
-    """
-    Turn one HTTP reply from Livy into its JSON body, or raise a typed error naming batch and endpoint.
-
-    Shared by :class:`LivyHook` and :class:`LivyAsyncHook`.
-
-    :raises LivyAuthError: 401 or 403.
-    :raises LivyBatchNotFound: 404.
-    :raises LivyDuplicateBatchName: 400 "Duplicate session name".
-    :raises LivyHttpError: any other status outside 2xx.
-    :raises LivyResponseError: 2xx whose body is not JSON (e.g. a gateway's HTML login page).
-    """
-    where = f"{method} {endpoint}"
-    if status >= 300:
-        message = _livy_message(text)
-        error_class: type[LivyHttpError] = LivyHttpError
-        if status in (401, 403):
-            error_class = LivyAuthError
-        elif status == 404:
-            error_class = LivyBatchNotFound
-        elif status == 400 and "Duplicate session name" in message:
-            error_class = LivyDuplicateBatchName
-        raise error_class(
-            f"Livy answered HTTP {status} for {_subject(batch)} at {where}: {message}",
-            endpoint=endpoint,
-            http_status=status,
-            livy_message=message,
-            batch=batch,
-        )
-    try:
-        return json.loads(text)
-    except ValueError:
-        raise LivyResponseError(
-            f"Livy answered HTTP {status} for {_subject(batch)} at {where} with a body that is not JSON "
-            f"(a proxy or login page?): {_excerpt(text)!r}",
-            endpoint=endpoint,
-            batch=batch,
-        ) from None
-
-
-def require_field(reply: Any, field: str, *, endpoint: str, batch: int | str | None = None) -> Any:
-    """Return ``reply[field]``, or raise :class:`LivyResponseError` if the reply lacks it."""
-    if not isinstance(reply, dict) or field not in reply:
-        raise LivyResponseError(
-            f"Livy's reply for {_subject(batch)} at {endpoint} has no {field!r}: "
-            f"{_excerpt(json.dumps(reply))!r}",
-            endpoint=endpoint,
-            batch=batch,
-        )
-    return reply[field]
-
-
-def _is_retryable_reply(response: Any) -> bool:
-    return isinstance(response, requests.Response) and response.status_code >= 500
-
-
-def _last_outcome(retry_state: tenacity.RetryCallState) -> Any:
-    """Return the last reply (or re-raise the last error) once the retries are used up."""
-    assert retry_state.outcome is not None
-    return retry_state.outcome.result()
-
-
-def read_retry_args(retry_args: dict[str, Any]) -> dict[str, Any]:
-    """
-    Complete tenacity arguments for a read: retry 5xx replies and connection errors, nothing else.
-
-    Keys given by the caller win, so a DAG can still supply its own ``retry`` predicate. Without a
-    ``stop``, reads give up after 5 attempts (tenacity alone would retry forever).
-    """
-    return {
-        "stop": tenacity.stop_after_attempt(5),
-        "retry": tenacity.retry_if_exception_type((requests.ConnectionError, requests.Timeout))
-        | tenacity.retry_if_result(_is_retryable_reply),
-        "retry_error_callback": _last_outcome,
-        "reraise": True,
-        **retry_args,
-    }
+    if auth_type is None:
+        return None
+    if auth_type is requests.auth.HTTPBasicAuth:
+        return aiohttp.BasicAuth
+    log.warning(
+        "deferrable=True: the triggerer talks to Livy through aiohttp, which has no counterpart of %r; "
+        "it uses basic auth with the connection's login instead",
+        auth_type,
+    )
+    return None
 
 
 class _LivyHookBase:
     """What both Livy hooks share: identity, terminal states, endpoints and the POST body."""
 
-    TERMINAL_STATES = {BatchState.SUCCESS, BatchState.DEAD, BatchState.KILLED, BatchState.ERROR}
+    TERMINAL_STATES = set(TERMINAL_STATES)
 
     conn_name_attr = "livy_conn_id"
     default_conn_name = "livy_default"
@@ -377,15 +199,17 @@ class LivyHook(_LivyHookBase, HttpHook):
     """
     Hook for Apache Livy's batch REST API.
 
-    Every method that reads a batch raises a typed :mod:`~airflow.providers.apache.livy.exceptions`
-    error (a subclass of ``AirflowException``) naming the batch and the endpoint when Livy's reply
-    cannot be used.
+    Every method raises a typed :mod:`~airflow.providers.apache.livy.exceptions` error (a subclass
+    of ``AirflowException``) naming the batch and the endpoint when Livy's reply cannot be used;
+    transport errors (``requests.ConnectionError``, ``requests.Timeout``) propagate as they are.
 
     :param livy_conn_id: reference to a pre-defined Livy connection.
     :param extra_options: options passed to ``requests`` (e.g. ``{"timeout": 30, "verify": False}``).
     :param extra_headers: headers sent with every request to Livy.
     :param auth_type: the ``requests`` auth class (default: basic auth with the connection's login).
     :param endpoint_prefix: path prefix in front of ``/batches`` (Livy behind a gateway such as Knox).
+    :param retry_args: tenacity arguments for every read (5xx replies and connection errors are
+        retried; a POST or DELETE never is). Also settable later as the ``retry_args`` attribute.
     """
 
     default_headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -397,11 +221,13 @@ class LivyHook(_LivyHookBase, HttpHook):
         extra_headers: dict[str, Any] | None = None,
         auth_type: Any | None = None,
         endpoint_prefix: str | None = None,
+        retry_args: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(http_conn_id=livy_conn_id)
         self.extra_headers = extra_headers or {}
         self.extra_options = extra_options or {}
         self.endpoint_prefix = sanitize_endpoint_prefix(endpoint_prefix)
+        self.retry_args = retry_args
         if auth_type:
             self.auth_type = auth_type
 
@@ -434,13 +260,14 @@ class LivyHook(_LivyHookBase, HttpHook):
         :param method: ``GET``, ``POST``, ``PUT``, ``DELETE`` or ``HEAD``.
         :param data: query parameters (GET) or body.
         :param headers: headers for this request only.
-        :param retry_args: tenacity arguments; used for reads only. 5xx replies and connection errors
-            are retried; a POST is never retried, since Livy would create a second batch.
+        :param retry_args: tenacity arguments for this read (default: the hook's ``retry_args``).
+            Reads only: a POST is never retried, since Livy would create a second batch.
         """
         method = method.upper()
         if method not in ("GET", "POST", "PUT", "DELETE", "HEAD"):
             raise ValueError(f"Invalid http method '{method}'")
         send = self._request_sender(endpoint, method, data, headers)
+        retry_args = self.retry_args if retry_args is None else retry_args
         if retry_args and method in ("GET", "HEAD"):
             return tenacity.Retrying(**read_retry_args(retry_args))(send)
         return send()
@@ -448,9 +275,7 @@ class LivyHook(_LivyHookBase, HttpHook):
     def _request_sender(
         self, endpoint: str, method: str, data: Any, headers: dict[str, Any] | None
     ) -> Callable[[], requests.Response]:
-        all_headers = {**self.extra_headers, **(headers or {})}
-        if method != "GET":
-            all_headers.setdefault(CSRF_HEADER, "airflow")
+        all_headers = request_headers(method, self.extra_headers, headers)
         options = {**self.extra_options, "check_response": False}
 
         def send() -> requests.Response:
@@ -476,33 +301,74 @@ class LivyHook(_LivyHookBase, HttpHook):
             response.status_code, response.text, method=method, endpoint=endpoint, batch=batch
         )
 
-    def submit_batch(self, body: dict[str, Any]) -> dict[str, Any]:
+    def post_batch(self, *args: Any, **kwargs: Any) -> int:
         """
-        ``POST /batches`` once (never retried) and return the created batch as Livy describes it.
+        ``POST /batches`` once (never retried), with a body built by :meth:`build_post_batch_body`.
 
-        :raises LivyDuplicateBatchName: a batch with ``body["name"]`` is already in Livy's memory.
+        :return: the id of the new batch.
+        :raises LivyDuplicateBatchName: a batch with this name is already in Livy's memory.
         """
+        body = self.build_post_batch_body(*args, **kwargs)
         endpoint = self._batches()
         self.log.info("Submitting Livy batch: %s", describe_batch_body(body))
         reply = self._request_json(endpoint, "POST", data=json.dumps(body), batch=body.get("name"))
         batch_id = validate_batch_id(require_field(reply, "id", endpoint=endpoint, batch=body.get("name")))
         self.log.info("Livy created batch %s", batch_id)
-        return {**reply, "id": batch_id}
+        return batch_id
 
-    def post_batch(self, *args: Any, **kwargs: Any) -> int:
+    def create_batch(self, name: str, batch_kwargs: Mapping[str, Any]) -> int:
         """
-        Submit a batch built from :meth:`build_post_batch_body`'s arguments and return its id.
+        Post a batch named ``name`` once through :meth:`post_batch`; if its fate is unknown, find it.
 
-        :return: the id of the new batch.
+        ``batch_kwargs`` are :meth:`build_post_batch_body`'s arguments; their ``name`` is replaced.
+
+        A lost reply (connection error, timeout) or a "Duplicate session name" rejection is resolved
+        with ``GET /batches/{name}``: the batch found there is the one an earlier POST created.
+
+        :return: the id of the batch named ``name``.
+        :raises LivyBatchRejected: Livy or a gateway refused the POST (4xx).
+        :raises LivyBatchNotCreated: the reply was lost and Livy holds no batch with this name, so
+            posting again under the same name is safe.
+        :raises ValueError: ``name`` could not be looked up (checked before anything is posted).
         """
-        return self.submit_batch(self.build_post_batch_body(*args, **kwargs))["id"]
+        if not is_valid_batch_name(name):
+            raise ValueError(f"{name!r} is not a batch name this provider would have given")
+        try:
+            return self.post_batch(**{**batch_kwargs, "name": name})
+        except LivyDuplicateBatchName:
+            reason = "Livy already holds a batch with this name"
+        except LOST_REPLY_ERRORS as error:
+            reason = f"the reply to the POST was lost ({type(error).__name__})"
+        except LivyHttpError as error:
+            if not is_refusal(error):
+                raise
+            raise LivyBatchRejected(
+                str(error),
+                endpoint=error.endpoint,
+                http_status=error.http_status,
+                livy_message=error.livy_message,
+                batch=name,
+            ) from error
+        self.log.warning("Submitting batch %r: %s; looking it up by name", name, reason)
+        try:
+            batch = self.get_batch_by_name(name)
+        except LivyBatchNotFound:
+            raise LivyBatchNotCreated(
+                f"Submitting batch {name!r}: {reason}, and Livy holds no batch with this name",
+                endpoint=self._batches(),
+                batch=name,
+            ) from None
+        found_id = require_field(batch, "id", endpoint=self._batches(f"/{name}"), batch=name)
+        batch_id = validate_batch_id(found_id)
+        self.log.info("Found batch %r as batch %s", name, batch_id)
+        return batch_id
 
-    def get_batch(self, session_id: int | str, retry_args: dict[str, Any] | None = None) -> dict:
+    def get_batch(self, session_id: int | str) -> dict:
         """Return the batch object Livy holds for ``session_id``."""
         batch_id = validate_batch_id(session_id)
-        return self._request_json(self._batches(f"/{batch_id}"), batch=batch_id, retry_args=retry_args)
+        return self._request_json(self._batches(f"/{batch_id}"), batch=batch_id)
 
-    def get_batch_by_name(self, name: str, retry_args: dict[str, Any] | None = None) -> dict:
+    def get_batch_by_name(self, name: str) -> dict:
         """
         Return the batch named ``name`` (``GET /batches/{name}``, Livy 0.6+).
 
@@ -510,10 +376,10 @@ class LivyHook(_LivyHookBase, HttpHook):
         """
         if not is_valid_batch_name(name):
             raise ValueError(f"{name!r} is not a batch name this provider would have given")
-        return self._request_json(self._batches(f"/{name}"), batch=name, retry_args=retry_args)
+        return self._request_json(self._batches(f"/{name}"), batch=name)
 
     def get_batch_state(self, session_id: int | str, retry_args: dict[str, Any] | None = None) -> BatchState:
-        """Return the state of batch ``session_id``; never raises for a state it does not know."""
+        """Return the state of batch ``session_id`` (``GET /batches/{id}/state``); an unknown one too."""
         batch_id = validate_batch_id(session_id)
         endpoint = self._batches(f"/{batch_id}/state")
         reply = self._request_json(endpoint, batch=batch_id, retry_args=retry_args)
@@ -542,9 +408,8 @@ class LivyHook(_LivyHookBase, HttpHook):
     def get_batch_logs(self, session_id: int | str, log_start_position: int, log_batch_size: int) -> dict:
         """Return one page of the batch's log: ``{"id", "from", "total", "log": [...]}``."""
         batch_id = validate_batch_id(session_id)
-        endpoint = self._batches(f"/{batch_id}/log")
         page = {"from": log_start_position, "size": log_batch_size}
-        return self._request_json(endpoint, data=page, batch=batch_id)
+        return self._request_json(self._batches(f"/{batch_id}/log"), data=page, batch=batch_id)
 
     def dump_batch_logs(self, session_id: int | str) -> None:
         """Write the batch's log (as much as Livy still buffers) to the task log."""
@@ -556,47 +421,13 @@ class LivyHook(_LivyHookBase, HttpHook):
             self.log.info(line)
 
 
-class LogPager:
-    """
-    Reads a batch's log page by page: ask :attr:`next_start`, fetch that page, :meth:`add` it.
-
-    Shared by both hooks. Livy keeps only a ring buffer (200 lines by default), so ``total`` is
-    what it still holds, not what the job wrote.
-    """
-
-    page_size = _LOG_PAGE_SIZE
-
-    def __init__(self, session_id: int | str) -> None:
-        self.session_id = session_id
-        self.lines: list[str] = []
-        self._start = 0
-        self._total = 1
-
-    @property
-    def next_start(self) -> int | None:
-        """The ``from`` of the next page to fetch, or ``None`` once the whole log is read."""
-        return self._start if self._start < self._total else None
-
-    def add(self, page: Any) -> None:
-        """Take one ``GET /batches/{id}/log`` reply."""
-        page_lines = page.get("log") if isinstance(page, dict) else None
-        if not isinstance(page_lines, list) or not isinstance(page.get("total"), int):
-            raise LivyResponseError(
-                f"Livy's log page for batch {self.session_id!r} has no 'log' list or 'total'",
-                endpoint="log",
-                batch=self.session_id,
-            )
-        self.lines.extend(str(line) for line in page_lines)
-        self._start += len(page_lines)
-        self._total = page["total"] if page_lines else self._start
-
-
 class LivyAsyncHook(_LivyHookBase, HttpAsyncHook):
     """
     Asynchronous hook for Apache Livy's batch REST API, used by :class:`~.LivyTrigger`.
 
     The read methods return ``{"status": "success" | "error", "response": ...}`` dictionaries, as the
-    released provider did, so an error never raises inside the triggerer.
+    released provider did: an error reply never raises. Transport errors
+    (``aiohttp.ClientConnectionError``, timeouts) propagate, as they did in 4.6.4.
 
     :param livy_conn_id: reference to a pre-defined Livy connection.
     :param extra_options: options passed to ``aiohttp`` for each request.
@@ -630,7 +461,8 @@ class LivyAsyncHook(_LivyHookBase, HttpAsyncHook):
         """
         Send one request and return ``{"status": "success", "response": <json>}`` or an error dict.
 
-        ``endpoint`` is taken as given (include the endpoint prefix).
+        ``endpoint`` is taken as given (include the endpoint prefix). An error dict carries
+        ``"status_code"`` for an HTTP error reply.
         """
         method = (method or self.method).upper()
         if method not in {"GET", "PATCH", "POST", "PUT", "DELETE", "HEAD"}:
@@ -640,21 +472,15 @@ class LivyAsyncHook(_LivyHookBase, HttpAsyncHook):
                 "status": "success",
                 "response": await self._request_json(endpoint, method, data, headers),
             }
-        except (LivyHttpError, LivyResponseError) as error:
-            return {
-                "status": "error",
-                "response": str(error),
-                "status_code": getattr(error, "http_status", None),
-            }
-        except (aiohttp.ClientError, TimeoutError) as error:
-            return {"status": "error", "response": f"{method} {endpoint} failed: {error!r}"}
+        except LivyHttpError as error:
+            return {"status": "error", "response": str(error), "status_code": error.http_status}
+        except LivyResponseError as error:
+            return {"status": "error", "response": str(error), "status_code": None}
 
     async def _request_json(
         self, endpoint: str, method: str, data: Any | None, headers: dict[str, Any] | None
     ) -> Any:
-        all_headers = {**self._def_headers, **self.extra_headers, **(headers or {})}
-        if method != "GET":
-            all_headers.setdefault(CSRF_HEADER, "airflow")
+        all_headers = request_headers(method, self._def_headers, self.extra_headers, headers)
         options = {**self.extra_options, "check_response": False}
         async with self.session(method=method) as http:
             response = await http.run(
@@ -672,16 +498,13 @@ class LivyAsyncHook(_LivyHookBase, HttpAsyncHook):
         """
         batch_id = validate_batch_id(session_id)
         result = await self.run_method(self._batches(f"/{batch_id}/state"), "GET")
-        state = (
-            result["response"].get("state")
-            if result["status"] == "success" and isinstance(result["response"], dict)
-            else None
-        )
+        reply = result["response"]
+        state = reply.get("state") if result["status"] == "success" and isinstance(reply, dict) else None
         if not isinstance(state, str):
-            self.log.warning("Could not read the state of Livy batch %s: %s", batch_id, result["response"])
+            self.log.warning("Could not read the state of Livy batch %s: %s", batch_id, reply)
             return {
                 "batch_state": "error",
-                "response": f"Unable to get the state of batch {batch_id}: {result['response']}",
+                "response": f"Unable to get the state of batch {batch_id}: {reply}",
                 "status": "error",
                 "status_code": result.get("status_code"),
             }

@@ -21,10 +21,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.exceptions import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, BaseSensorOperator
 
-from airflow.providers.apache.livy.hooks.livy import BatchOutcome, LivyHook, batch_outcome
-from airflow.providers.apache.livy.version_compat import BaseSensorOperator
+from airflow.providers.apache.livy.hooks.livy import LivyHook
+from airflow.providers.apache.livy.utils.states import BatchOutcome, batch_outcome
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -27,17 +27,10 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow.providers.apache.livy.hooks.livy import BatchOutcome, LivyAsyncHook, batch_outcome
-
-REDACTED = "***"
-
-
-def redact_spark_params(spark_params: dict[str, Any]) -> dict[str, Any]:
-    """Copy ``spark_params`` with every Spark conf value replaced by ``***`` (they may be credentials)."""
-    conf = spark_params.get("conf")
-    if not isinstance(conf, dict):
-        return dict(spark_params)
-    return {**spark_params, "conf": dict.fromkeys(conf, REDACTED)}
+from airflow.providers.apache.livy.hooks.livy import LivyAsyncHook
+from airflow.providers.apache.livy.utils.batch_record import BatchRecord, Identity, IdentityChecks, app_id_of
+from airflow.providers.apache.livy.utils.redaction import redact_spark_params
+from airflow.providers.apache.livy.utils.states import BatchOutcome, batch_outcome
 
 
 def class_path(cls: type | str | None) -> str | None:
@@ -55,12 +48,19 @@ def import_class(path: str | type | None) -> Any:
     return getattr(importlib.import_module(module_name), attribute)
 
 
+class _WaitFailed(Exception):
+    """Livy's answer cannot be trusted: the wait ends with an error event carrying this message."""
+
+
 class LivyTrigger(BaseTrigger):
     """
     Poll a Livy batch from the triggerer until it reaches a terminal state.
 
     The event is ``{"status": "success" | "error" | "timeout", "batch_id", "response", "log_lines"}``
-    plus ``"state"`` (the terminal Livy state) when the batch finished.
+    plus ``"state"`` (the terminal Livy state) when the batch finished. Polls read
+    ``GET /batches/{id}/state``; with ``batch_name``, the whole batch is read on the schedule of
+    :class:`~airflow.providers.apache.livy.utils.batch_record.IdentityChecks` (as the worker does),
+    and a batch that is no longer ours ends the wait with an error.
 
     :param batch_id: the batch to watch.
     :param spark_params: the operator's Spark parameters; serialized with conf values redacted.
@@ -72,8 +72,8 @@ class LivyTrigger(BaseTrigger):
     :param execution_timeout: stop waiting (``"timeout"`` event) after this long.
     :param endpoint_prefix: path prefix in front of ``/batches``.
     :param auth_type: the ``aiohttp`` auth class or its dotted path (default ``aiohttp.BasicAuth``).
-    :param batch_name: the name the batch must carry; a batch with another name under the same id
-        (Livy restarted and reused it) ends the wait with an error instead of being watched.
+    :param batch_name: the name the batch must carry (durable runs).
+    :param app_id: the Spark application id the batch must carry, if known.
     """
 
     def __init__(
@@ -89,6 +89,7 @@ class LivyTrigger(BaseTrigger):
         endpoint_prefix: str | None = None,
         auth_type: type | str | None = None,
         batch_name: str | None = None,
+        app_id: str | None = None,
     ) -> None:
         super().__init__()
         self._batch_id = batch_id
@@ -102,6 +103,7 @@ class LivyTrigger(BaseTrigger):
         self._endpoint_prefix = endpoint_prefix
         self._auth_type = class_path(auth_type)
         self._batch_name = batch_name
+        self._app_id = app_id
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Serialize the trigger's arguments (Spark conf values redacted, no hook)."""
@@ -118,6 +120,7 @@ class LivyTrigger(BaseTrigger):
                 "endpoint_prefix": self._endpoint_prefix,
                 "auth_type": self._auth_type,
                 "batch_name": self._batch_name,
+                "app_id": self._app_id,
             },
         )
 
@@ -129,57 +132,84 @@ class LivyTrigger(BaseTrigger):
             else:
                 event = self._event("success", f"Batch {self._batch_id} succeeded")
         except Exception as error:
-            event = self._event("error", f"Waiting for Livy batch {self._batch_id} failed: {error}")
+            event = self._event("error", f"Waiting for Livy batch {self._batch_id} failed: {error!r}")
         yield TriggerEvent(event)
 
     def _event(self, status: str, response: str, **more: Any) -> dict[str, Any]:
         return {"status": status, "batch_id": self._batch_id, "response": response, "log_lines": None, **more}
 
     async def poll_for_termination(self, batch_id: int | str) -> dict[str, Any]:
-        """Poll the batch until it finishes, the wait times out or Livy cannot answer; return the event."""
+        """
+        Poll the batch until it finishes, the wait times out or Livy's answer cannot be used.
+
+        Returns the event. Transport errors (``aiohttp.ClientConnectionError``, timeouts) propagate.
+        """
         hook = self._get_async_hook()
         deadline = (
-            time.monotonic() + self._execution_timeout.total_seconds() if self._execution_timeout else None
+            None
+            if self._execution_timeout is None
+            else time.monotonic() + self._execution_timeout.total_seconds()
         )
-        while True:
-            state, problem = await self._current_state(hook, batch_id)
-            if problem is not None:
-                return self._event("error", problem)
-            outcome = batch_outcome(state)
-            if outcome is not BatchOutcome.ACTIVE:
-                log_lines = await hook.dump_batch_logs(batch_id)
-                lines = log_lines if isinstance(log_lines, list) else None
-                if outcome is BatchOutcome.SUCCEEDED:
-                    return self._event("success", f"Batch {batch_id} succeeded", log_lines=lines, state=state)
-                return self._event(
-                    "error", f"Batch {batch_id} did not succeed (state {state})", log_lines=lines, state=state
-                )
-            if deadline is not None and time.monotonic() >= deadline:
-                return self._event("timeout", f"Batch {batch_id} timed out")
-            self.log.info("Batch %s is in state %s", batch_id, state)
-            await asyncio.sleep(self._polling_interval)
+        checks = IdentityChecks(verified=False) if self._batch_name is not None else None
+        try:
+            while True:
+                full_read = checks is not None and checks.full_read_due()
+                state, full_read = await self._poll(hook, batch_id, full_read=full_read)
+                if checks is not None:
+                    checks.polled(state, full_read=full_read)
+                if batch_outcome(state) is not BatchOutcome.ACTIVE and checks is not None and not full_read:
+                    state, _ = await self._poll(hook, batch_id, full_read=True)  # the end check
+                    checks.polled(state, full_read=True)
+                if batch_outcome(state) is not BatchOutcome.ACTIVE:
+                    return await self._finished(hook, batch_id, state)
+                if deadline is not None and time.monotonic() >= deadline:
+                    return self._event("timeout", f"Batch {batch_id} timed out")
+                self.log.info("Batch %s is in state %s", batch_id, state)
+                await asyncio.sleep(self._polling_interval)
+        except _WaitFailed as failure:
+            return self._event("error", str(failure))
 
-    async def _current_state(self, hook: LivyAsyncHook, batch_id: int | str) -> tuple[str, str | None]:
-        """Return ``(state, None)``, or ``("", problem)`` if the state cannot be trusted."""
-        if self._batch_name is None:
-            result = await hook.get_batch_state(batch_id)
-            if result["status"] != "success":
-                return "", str(result["response"])
-            return result["batch_state"].value, None
+    async def _poll(self, hook: LivyAsyncHook, batch_id: int | str, *, full_read: bool) -> tuple[str, bool]:
+        """One poll: the state, and whether it came from reading (and checking) the whole batch."""
+        if full_read:
+            state = await self._read_own_batch_state(hook, batch_id)
+            if state is not None:
+                return state, True
+        result = await hook.get_batch_state(batch_id)
+        if result["status"] != "success":
+            raise _WaitFailed(str(result["response"]))
+        return result["batch_state"].value, full_read
+
+    async def _read_own_batch_state(self, hook: LivyAsyncHook, batch_id: int | str) -> str | None:
         result = await hook.get_batch(batch_id)
         batch = result["response"]
-        if (
-            result["status"] != "success"
-            or not isinstance(batch, dict)
-            or not isinstance(batch.get("state"), str)
-        ):
-            return "", f"Could not read Livy batch {batch_id}: {batch}"
-        if "name" in batch and batch["name"] != self._batch_name:
-            return "", (
-                f"Livy batch {batch_id} is now named {batch['name']!r}, not {self._batch_name!r}: "
+        if result["status"] != "success" or not isinstance(batch, dict):
+            raise _WaitFailed(f"Could not read Livy batch {batch_id}: {batch}")
+        record = BatchRecord(name=self._batch_name, batch_id=int(batch_id), app_id=self._app_id)
+        if record.identify(batch) is Identity.OTHER:
+            raise _WaitFailed(
+                f"Livy batch {batch_id} is now {batch.get('name')!r}, not {record.describe()}: "
                 "Livy restarted and reused the id; the original batch is gone"
             )
-        return batch["state"], None
+        self._app_id = self._app_id or app_id_of(batch)
+        state = batch.get("state")
+        return state if isinstance(state, str) else None
+
+    async def _finished(self, hook: LivyAsyncHook, batch_id: int | str, state: str) -> dict[str, Any]:
+        lines = await self._log_lines(hook, batch_id)
+        if batch_outcome(state) is BatchOutcome.SUCCEEDED:
+            return self._event("success", f"Batch {batch_id} succeeded", log_lines=lines, state=state)
+        message = f"Batch {batch_id} did not succeed (state {state})"
+        return self._event("error", message, log_lines=lines, state=state)
+
+    async def _log_lines(self, hook: LivyAsyncHook, batch_id: int | str) -> list[str] | None:
+        """Livy's log of the finished batch; best effort: the outcome is known whatever happens here."""
+        try:
+            log_lines = await hook.dump_batch_logs(batch_id)
+        except Exception as error:  # a transport error must not turn a known outcome into an error
+            self.log.warning("Could not read the log of Livy batch %s: %r", batch_id, error)
+            return None
+        return log_lines if isinstance(log_lines, list) else None
 
     def _get_async_hook(self) -> LivyAsyncHook:
         if self._livy_hook_async is None or not isinstance(self._livy_hook_async, LivyAsyncHook):

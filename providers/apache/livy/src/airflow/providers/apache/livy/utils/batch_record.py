@@ -15,10 +15,12 @@
 # specific language governing permissions and limitations
 # under the License.
 """
-The record a durable ``LivyOperator`` keeps in the task state store, and the batch names it uses.
+What a durable ``LivyOperator`` stores, the batch names it gives, and how it tells its batch apart.
 
 The record is written *before* ``POST /batches`` (write-ahead), so a retry can always find the batch
-its predecessor may have created: by id once Livy answered, by the unique name before that.
+its predecessor may have created: by id once Livy answered, by the unique name before that. Records
+are immutable; each change is a checked transition that returns a new record, and every record is
+validated when it is made, so no write can store a record that the next try would reject.
 """
 
 from __future__ import annotations
@@ -26,35 +28,116 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+import time
+from collections.abc import Callable, Mapping
+from enum import Enum
 from typing import Any
 
-from airflow.providers.apache.livy.hooks.livy import MAX_BATCH_ID, is_valid_batch_name
+from airflow.providers.apache.livy.utils.states import TERMINAL_STATE_VALUES, BatchState
 
 RECORD_FORMAT = "airflow-livy-batch/1"
 """Marks a stored value as written by this provider; anything else is not ours."""
 
+MAX_BATCH_ID = 2**31 - 1
+"""Livy numbers batches with a 32-bit signed counter."""
 MAX_SUBMISSIONS = 10_000
+MAX_TRY_NUMBER = 1_000_000
 _MAX_APP_ID_CHARS = 255
+_BATCH_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _PART_CHARS = {"dag": 48, "task": 48, "run": 48, "prefix": 120}
+_REJECTED = BatchState.ERROR.value
 
 
 class NotOurRecord(ValueError):
-    """The value stored under the operator's key was not written by this provider."""
+    """A stored value (or a record being made) is not one this provider writes."""
 
 
-@dataclasses.dataclass
+def validate_batch_id(session_id: Any) -> int:
+    """
+    Return ``session_id`` as a Livy batch id, or raise.
+
+    :raises TypeError: it is not an integer (or a string of digits).
+    :raises ValueError: it is outside Livy's id range ``0 .. 2**31 - 1``.
+    """
+    if isinstance(session_id, bool) or not isinstance(session_id, int | str):
+        raise TypeError(f"'session_id' must be an integer, got {type(session_id).__name__}")
+    if isinstance(session_id, str):
+        if not session_id.isascii() or not session_id.isdigit():
+            raise TypeError(f"'session_id' must be an integer, got {session_id[:40]!r}")
+        session_id = int(session_id)
+    if not 0 <= session_id <= MAX_BATCH_ID:
+        raise ValueError(f"'session_id' {session_id} is outside Livy's batch id range 0..{MAX_BATCH_ID}")
+    return session_id
+
+
+def is_valid_batch_name(name: object) -> bool:
+    """Whether ``name`` is a batch name safe to put in a URL: ``[A-Za-z0-9._-]``, not all digits."""
+    return isinstance(name, str) and _BATCH_NAME_PATTERN.fullmatch(name) is not None and not name.isdigit()
+
+
+def app_id_of(batch: Mapping[str, Any]) -> str | None:
+    """The Spark application id in Livy's batch object, or ``None`` while Livy does not know it."""
+    app_id = batch.get("appId")
+    return app_id if isinstance(app_id, str) and app_id else None
+
+
+class Identity(Enum):
+    """Whether a batch Livy returned is the one a record describes."""
+
+    OURS = "ours"
+    OTHER = "other"
+    UNNAMED = "unnamed"
+    """The server does not echo batch names (Livy < 0.6, some gateways); the app id did not object."""
+
+
+class IdentityChecks:
+    """
+    When a waiter reads the whole batch, to check it is still ours, instead of only its state.
+
+    Polls read the small ``/state`` reply; the whole batch is read on the first poll after
+    (re)connecting, on the poll after the state changed, at the end, and at least every
+    :attr:`interval` seconds. The worker and the triggerer follow the same schedule.
+    """
+
+    interval = 300.0
+
+    def __init__(self, *, verified: bool, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._due = not verified
+        self._last_state: str | None = None
+        self._last_full_read = clock()
+
+    def full_read_due(self) -> bool:
+        """Whether the next poll must read the whole batch."""
+        return self._due or self._clock() - self._last_full_read >= self.interval
+
+    def polled(self, state: str, *, full_read: bool) -> None:
+        """Take note of one poll: the state it saw and whether it read the whole batch."""
+        if full_read:
+            self._due = False
+            self._last_full_read = self._clock()
+        elif self._last_state is not None and state != self._last_state:
+            self._due = True
+        self._last_state = state
+
+
+@dataclasses.dataclass(frozen=True)
 class BatchRecord:
     """
     What one task instance knows about its current Livy submission.
 
-    :param name: the unique batch name sent with the POST; ``None`` only for a value written by
-        provider 4.6.4, which stored a bare batch id.
+    Make one with :meth:`ahead_of_post` (durable), :meth:`of_batch` (a known id) or
+    :meth:`from_stored`; change it only through the transitions, each of which returns a new record.
+
+    :param name: the unique batch name sent with the POST; ``None`` for a batch posted without one
+        of ours (``durable=False``) and for the bare id provider 4.6.4 stored.
     :param submission: counts this task instance's submissions (1, 2, ...); part of the name.
     :param batch_id: Livy's id once the POST was answered (or the batch was found by name).
     :param app_id: the Spark application id, once Livy reported one.
-    :param final_state: the terminal state, cached once seen, so it survives Livy forgetting the batch.
-    :param delivered_try: the try that returned this batch's result; a later try is a re-run.
+    :param final_state: the terminal state, kept once seen, so it survives Livy forgetting the
+        batch; ``error`` without a ``batch_id`` means Livy refused the POST.
+    :param delivered_try: the try that returned this batch's result.
     """
 
     name: str | None
@@ -64,38 +147,38 @@ class BatchRecord:
     final_state: str | None = None
     delivered_try: int | None = None
 
-    @property
-    def is_legacy(self) -> bool:
-        """Written by provider 4.6.4: an id without a name, so its identity cannot be checked."""
-        return self.name is None
+    def __post_init__(self) -> None:
+        if self.name is not None and not is_valid_batch_name(self.name):
+            raise NotOurRecord("its batch name is not a URL-safe name this provider would give")
+        _check_int(self.submission, "submission", 1, MAX_SUBMISSIONS)
+        if self.batch_id is not None:
+            _check_int(self.batch_id, "batch id", 0, MAX_BATCH_ID)
+        elif self.name is None:
+            raise NotOurRecord("it has neither a batch name nor a batch id")
+        if self.app_id is not None and (
+            not isinstance(self.app_id, str) or len(self.app_id) > _MAX_APP_ID_CHARS
+        ):
+            raise NotOurRecord("its app id is not a short string")
+        if self.final_state is not None and self.final_state not in TERMINAL_STATE_VALUES:
+            raise NotOurRecord("its final state is not a terminal Livy state")
+        if self.batch_id is None and self.final_state not in (None, _REJECTED):
+            raise NotOurRecord("it has a final state but no batch id")
+        if self.delivered_try is not None:
+            _check_int(self.delivered_try, "delivered try", 0, MAX_TRY_NUMBER)
+            if self.batch_id is None or self.final_state not in (None, BatchState.SUCCESS.value):
+                raise NotOurRecord("it delivered the result of a batch that did not succeed")
 
-    @property
-    def awaits_creation(self) -> bool:
-        """Written ahead of a POST whose batch was never seen: the next POST must reuse the name."""
-        return (
-            self.name is not None
-            and self.batch_id is None
-            and self.final_state is None
-            and self.delivered_try is None
-        )
+    # ---- Making records ------------------------------------------------------------------------
 
-    def same_submission(self, other: BatchRecord) -> bool:
-        """Whether ``other`` describes the same submission (names are unique; legacy records: the id)."""
-        if self.name is not None or other.name is not None:
-            return self.name == other.name
-        return self.batch_id == other.batch_id
+    @classmethod
+    def ahead_of_post(cls, name: str, submission: int) -> BatchRecord:
+        """The write-ahead record of a submission about to be posted under ``name``."""
+        return cls(name=name, submission=submission)
 
-    def describe(self) -> str:
-        """Short text naming the batch, for logs and errors."""
-        if self.name is None:
-            return f"batch {self.batch_id}"
-        if self.batch_id is None:
-            return f"batch {self.name!r} (id not yet known)"
-        return f"batch {self.batch_id} ({self.name!r})"
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON value stored in the task state store."""
-        return {"format": RECORD_FORMAT, **dataclasses.asdict(self)}
+    @classmethod
+    def of_batch(cls, batch_id: Any) -> BatchRecord:
+        """A record of a batch known only by its id (``durable=False``, a deferral, 4.6.4's value)."""
+        return cls(name=None, batch_id=validate_batch_id(batch_id))
 
     @classmethod
     def from_stored(cls, value: Any) -> BatchRecord:
@@ -105,50 +188,119 @@ class BatchRecord:
         :raises NotOurRecord: anything else (wrong type, unsafe name, id out of range, ...).
         """
         if isinstance(value, int) and not isinstance(value, bool):
-            return cls(name=None, batch_id=_checked_id(value))
+            _check_int(value, "batch id", 0, MAX_BATCH_ID)
+            return cls(name=None, batch_id=value)
         if not isinstance(value, dict) or value.get("format") != RECORD_FORMAT:
             raise NotOurRecord(f"a {type(value).__name__} that this provider did not write")
-        name = value.get("name")
-        if name is not None and not is_valid_batch_name(name):
-            raise NotOurRecord("its batch name is not a URL-safe name this provider would give")
-        return cls(
-            name=name,
-            submission=_checked_int(value.get("submission"), "submission", 1, MAX_SUBMISSIONS),
-            batch_id=None if value.get("batch_id") is None else _checked_id(value.get("batch_id")),
-            app_id=_checked_app_id(value.get("app_id")),
-            final_state=_checked_state(value.get("final_state")),
-            delivered_try=(
-                None
-                if value.get("delivered_try") is None
-                else _checked_int(value.get("delivered_try"), "delivered_try", 0, 1_000_000)
-            ),
+        fields: dict[str, Any] = {field.name: value.get(field.name) for field in dataclasses.fields(cls)}
+        fields["submission"] = value.get("submission", 1)
+        return cls(**fields)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON value stored in the task state store."""
+        return {"format": RECORD_FORMAT, **dataclasses.asdict(self)}
+
+    # ---- Transitions ---------------------------------------------------------------------------
+
+    def created(self, batch_id: int) -> BatchRecord:
+        """Livy answered the POST (or the batch was found by name) with ``batch_id``."""
+        self._require(self.awaits_creation, "created")
+        return dataclasses.replace(self, batch_id=batch_id)
+
+    def found(self, batch: Mapping[str, Any]) -> BatchRecord:
+        """The batch was found by its name; take its id and app id."""
+        self._require(self.name is not None and self.final_state is None, "found")
+        return dataclasses.replace(
+            self, batch_id=validate_batch_id(batch.get("id")), app_id=app_id_of(batch) or self.app_id
         )
 
+    def seen(self, batch: Mapping[str, Any]) -> BatchRecord:
+        """Livy's batch was read and is ours: keep its app id once it has one."""
+        app_id = app_id_of(batch)
+        return self if app_id is None or app_id == self.app_id else dataclasses.replace(self, app_id=app_id)
 
-def _checked_int(value: Any, field: str, low: int, high: int) -> int:
+    def finished(self, state: str, batch: Mapping[str, Any] | None = None) -> BatchRecord:
+        """The batch reached terminal ``state``."""
+        self._require(self.batch_id is not None and self.final_state in (None, state), "finished")
+        seen = self.seen(batch) if batch is not None else self
+        return dataclasses.replace(seen, final_state=state)
+
+    def rejected(self) -> BatchRecord:
+        """Livy refused the POST; the next submission needs a new name."""
+        self._require(self.awaits_creation, "rejected")
+        return dataclasses.replace(self, final_state=_REJECTED)
+
+    def delivered(self, try_number: int) -> BatchRecord:
+        """Try ``try_number`` returned this batch's result."""
+        self._require(self.batch_id is not None, "delivered")
+        return dataclasses.replace(self, delivered_try=try_number)
+
+    def _require(self, allowed: bool, transition: str) -> None:
+        if not allowed:
+            raise ValueError(f"{self.describe()} cannot be marked {transition}: {self}")
+
+    # ---- Reading records -----------------------------------------------------------------------
+
+    @property
+    def is_legacy(self) -> bool:
+        """No name of ours: an id whose identity can only be checked by app id."""
+        return self.name is None
+
+    @property
+    def is_identifiable(self) -> bool:
+        """Whether a batch read by id can be checked against this record (by name or app id)."""
+        return self.name is not None or self.app_id is not None
+
+    @property
+    def awaits_creation(self) -> bool:
+        """Written ahead of a POST whose batch was never seen: the next POST must reuse the name."""
+        return self.batch_id is None and self.final_state is None
+
+    @property
+    def is_finished(self) -> bool:
+        """Whether the batch's terminal state is known (or Livy refused the POST)."""
+        return self.final_state is not None
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the batch finished in ``success``."""
+        return self.final_state == BatchState.SUCCESS.value
+
+    def same_submission(self, other: BatchRecord) -> bool:
+        """Whether ``other`` describes the same submission (names are unique; otherwise the id)."""
+        if self.name is not None or other.name is not None:
+            return self.name == other.name
+        return self.batch_id == other.batch_id
+
+    def identify(self, batch: Mapping[str, Any]) -> Identity:
+        """
+        Whether Livy's ``batch`` is the one this record describes.
+
+        The name decides where the server echoes it; the app id, once both sides know it, must agree
+        too. A server that echoes no name leaves only the app id to check (:attr:`Identity.UNNAMED`).
+        """
+        their_app_id = app_id_of(batch)
+        if self.app_id and their_app_id and their_app_id != self.app_id:
+            return Identity.OTHER
+        if self.name is None:
+            return Identity.OURS
+        their_name = batch.get("name")
+        if their_name is None:
+            return Identity.UNNAMED
+        return Identity.OURS if their_name == self.name else Identity.OTHER
+
+    def describe(self) -> str:
+        """Short text naming the batch, for logs and errors."""
+        if self.name is None:
+            return f"batch {self.batch_id}"
+        if self.batch_id is None:
+            return f"batch {self.name!r} (id not yet known)"
+        return f"batch {self.batch_id} ({self.name!r})"
+
+
+def _check_int(value: Any, field: str, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise NotOurRecord(f"its {field} is not an integer in {low}..{high}")
-    return value
-
-
-def _checked_id(value: Any) -> int:
-    return _checked_int(value, "batch id", 0, MAX_BATCH_ID)
-
-
-def _checked_app_id(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > _MAX_APP_ID_CHARS:
-        raise NotOurRecord("its app id is not a short string")
-    return value
-
-
-def _checked_state(value: Any) -> str | None:
-    if value is None:
-        return None
-    if value not in ("success", "dead", "killed", "error"):
-        raise NotOurRecord("its final state is not a terminal Livy state")
-    return value
 
 
 def _name_part(text: str, limit: int) -> str:
@@ -178,10 +330,8 @@ def batch_name(
     """
     identity = "\x00".join((dag_id, task_id, run_id, str(map_index), prefix or ""))
     digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
-    readable_prefix = _name_part(prefix, _PART_CHARS["prefix"]) if prefix else ""
-    if readable_prefix:
-        head = readable_prefix
-    else:
+    head = _name_part(prefix, _PART_CHARS["prefix"]) if prefix else ""
+    if not head:
         parts = [
             "airflow",
             _name_part(dag_id, _PART_CHARS["dag"]),

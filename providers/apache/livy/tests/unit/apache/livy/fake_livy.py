@@ -49,10 +49,10 @@ class FakeBatch:
     def state(self) -> str:
         return self.states[min(self.reads, len(self.states) - 1)]
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, echo_name: bool = True) -> dict[str, Any]:
         return {
             "id": self.id,
-            "name": self.name,
+            "name": self.name if echo_name else None,
             "owner": None,
             "proxyUser": None,
             "state": self.state,
@@ -75,6 +75,7 @@ class FakeLivy:
         self.override: dict[str, tuple[int, str]] = {}
         self.queued: dict[str, list[tuple[int, str]]] = {}  # one-off replies, used up in order
         self.prefix = ""  # a gateway path in front of /batches, as livy_endpoint_prefix sets it
+        self.echo_names = True  # False: a Livy-compatible server that answers "name": null
         for method in ("GET", "POST", "DELETE"):
             mock.add_callback(method, re.compile(re.escape(BASE_URL) + r"/.*"), callback=self._handle)
 
@@ -99,6 +100,8 @@ class FakeLivy:
     def _find(self, ref: str) -> FakeBatch | None:
         if ref.isdigit():
             return self.batches.get(int(ref))
+        if not self.echo_names:
+            return None
         return next((b for b in self.batches.values() if b.name == ref), None)
 
     def _handle(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
@@ -127,7 +130,11 @@ class FakeLivy:
             return 200, {}, json.dumps({"msg": "deleted"})
         if match["tail"] == "/log":
             return 200, {}, json.dumps({"id": batch.id, "from": 0, "total": len(batch.log), "log": batch.log})
-        body = {"id": batch.id, "state": batch.state} if match["tail"] == "/state" else batch.as_json()
+        body = (
+            {"id": batch.id, "state": batch.state}
+            if match["tail"] == "/state"
+            else batch.as_json(self.echo_names)
+        )
         batch.reads += 1
         return 200, {}, json.dumps(body)
 
@@ -146,4 +153,4 @@ class FakeLivy:
             message = f"Rejected, Reason: Duplicate session name: Some({name}) for session {new_id}"
             return 400, {}, json.dumps({"msg": message})
         batch = self.add(name, list(self.states_for_new))
-        return 201, {"Location": f"/batches/{batch.id}"}, json.dumps(batch.as_json())
+        return 201, {"Location": f"/batches/{batch.id}"}, json.dumps(batch.as_json(self.echo_names))

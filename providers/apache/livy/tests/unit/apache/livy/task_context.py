@@ -14,7 +14,12 @@
 # KIND, either express or implied.  See the License for the
 # specific language governing permissions and limitations
 # under the License.
-"""Test doubles for what the task runner puts in the context: the task state store and the TI."""
+"""
+Test doubles for what the task runner puts in the context: the task state store and the TI.
+
+Shared by the unit tests and the benchmarks (which put ``providers/apache/livy/tests`` on the path).
+Standard library only.
+"""
 
 from __future__ import annotations
 
@@ -41,9 +46,21 @@ class MemoryTaskStateStore:
 
     def delete(self, key: str) -> None:
         self.values.pop(key, None)
+        self.journal.append(("store-delete", key))
 
     def clear(self) -> None:
         self.values.clear()
+        self.journal.append(("store-delete", "*"))
+
+    @property
+    def writes(self) -> int:
+        """How many ``set`` calls the journal holds."""
+        return sum(1 for entry in self.journal if entry[0] == "store")
+
+    @property
+    def deletes(self) -> int:
+        """How many ``delete`` and ``clear`` calls the journal holds."""
+        return sum(1 for entry in self.journal if entry[0] == "store-delete")
 
 
 @dataclass

@@ -1,0 +1,200 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
+"""
+What both Livy hooks share on the wire: headers, reply reading, read retries and log paging.
+
+Everything that looks at status codes or HTTP client exceptions lives in ``hooks/``; the rest of the
+provider sees only the typed errors of :mod:`airflow.providers.apache.livy.exceptions`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+import tenacity
+
+from airflow.providers.apache.livy.exceptions import (
+    LivyAuthError,
+    LivyBatchNotFound,
+    LivyDuplicateBatchName,
+    LivyHttpError,
+    LivyResponseError,
+)
+
+CSRF_HEADER = "X-Requested-By"
+"""Livy's CSRF filter rejects any request but GET, HEAD and OPTIONS without this header (any value)."""
+LOG_PAGE_SIZE = 100
+LOST_REPLY_ERRORS = (requests.ConnectionError, requests.Timeout)
+"""Errors after which a POST may or may not have reached Livy."""
+_REPLY_EXCERPT_CHARS = 200
+
+
+def request_headers(method: str, *headers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Merge ``headers`` (later ones win) and add the CSRF header to anything but a read."""
+    merged: dict[str, Any] = {}
+    for more in headers:
+        merged.update(more or {})
+    if method.upper() not in ("GET", "HEAD", "OPTIONS"):
+        merged.setdefault(CSRF_HEADER, "airflow")
+    return merged
+
+
+def excerpt(text: str) -> str:
+    """``text`` on one line, cut to a length fit for an error message."""
+    collapsed = " ".join(text.split())
+    if len(collapsed) > _REPLY_EXCERPT_CHARS:
+        return collapsed[:_REPLY_EXCERPT_CHARS] + "..."
+    return collapsed
+
+
+def _livy_message(text: str) -> str:
+    """Livy's error text: ``{"msg": ...}`` (0.6+), a bare JSON string (0.5, parse errors) or raw text."""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return excerpt(text)
+    if isinstance(parsed, dict) and isinstance(parsed.get("msg"), str):
+        return parsed["msg"]
+    if isinstance(parsed, str):
+        return parsed
+    return excerpt(text)
+
+
+def _subject(batch: int | str | None) -> str:
+    return f"batch {batch!r}" if batch is not None else "Livy"
+
+
+def read_livy_reply(
+    status: int, text: str, *, method: str, endpoint: str, batch: int | str | None = None
+) -> Any:
+    """
+    Turn one HTTP reply from Livy into its JSON body, or raise a typed error naming batch and endpoint.
+
+    :raises LivyAuthError: 401 or 403.
+    :raises LivyBatchNotFound: 404.
+    :raises LivyDuplicateBatchName: 400 "Duplicate session name".
+    :raises LivyHttpError: any other status outside 2xx.
+    :raises LivyResponseError: 2xx whose body is not JSON (e.g. a gateway's HTML login page).
+    """
+    where = f"{method} {endpoint}"
+    if status >= 300:
+        message = _livy_message(text)
+        error_class: type[LivyHttpError] = LivyHttpError
+        if status in (401, 403):
+            error_class = LivyAuthError
+        elif status == 404:
+            error_class = LivyBatchNotFound
+        elif status == 400 and "Duplicate session name" in message:
+            error_class = LivyDuplicateBatchName
+        raise error_class(
+            f"Livy answered HTTP {status} for {_subject(batch)} at {where}: {message}",
+            endpoint=endpoint,
+            http_status=status,
+            livy_message=message,
+            batch=batch,
+        )
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise LivyResponseError(
+            f"Livy answered HTTP {status} for {_subject(batch)} at {where} with a body that is not JSON "
+            f"(a proxy or login page?): {excerpt(text)!r}",
+            endpoint=endpoint,
+            batch=batch,
+        ) from None
+
+
+def require_field(reply: Any, field: str, *, endpoint: str, batch: int | str | None = None) -> Any:
+    """Return ``reply[field]``, or raise :class:`LivyResponseError` if the reply lacks it."""
+    if not isinstance(reply, dict) or field not in reply:
+        raise LivyResponseError(
+            f"Livy's reply for {_subject(batch)} at {endpoint} has no {field!r}: "
+            f"{excerpt(json.dumps(reply))!r}",
+            endpoint=endpoint,
+            batch=batch,
+        )
+    return reply[field]
+
+
+def is_refusal(error: LivyHttpError) -> bool:
+    """Whether an error reply to a POST is a refusal (4xx): Livy or a gateway turned it down."""
+    return 400 <= error.http_status < 500 and not isinstance(error, LivyDuplicateBatchName)
+
+
+def _is_retryable_reply(response: Any) -> bool:
+    return isinstance(response, requests.Response) and response.status_code >= 500
+
+
+def _last_outcome(retry_state: tenacity.RetryCallState) -> Any:
+    """Return the last reply (or re-raise the last error) once the retries are used up."""
+    assert retry_state.outcome is not None
+    return retry_state.outcome.result()
+
+
+def read_retry_args(retry_args: dict[str, Any]) -> dict[str, Any]:
+    """
+    Complete tenacity arguments for a read: retry 5xx replies and connection errors, nothing else.
+
+    Keys given by the caller win, so a DAG can still supply its own ``retry`` predicate. Without a
+    ``stop``, reads give up after 5 attempts (tenacity alone would retry forever).
+    """
+    return {
+        "stop": tenacity.stop_after_attempt(5),
+        "retry": tenacity.retry_if_exception_type(LOST_REPLY_ERRORS)
+        | tenacity.retry_if_result(_is_retryable_reply),
+        "retry_error_callback": _last_outcome,
+        "reraise": True,
+        **retry_args,
+    }
+
+
+class LogPager:
+    """
+    Reads a batch's log page by page: ask :attr:`next_start`, fetch that page, :meth:`add` it.
+
+    Livy keeps only a ring buffer (200 lines by default), so ``total`` is what it still holds, not
+    what the job wrote.
+    """
+
+    page_size = LOG_PAGE_SIZE
+
+    def __init__(self, session_id: int | str) -> None:
+        self.session_id = session_id
+        self.lines: list[str] = []
+        self._start = 0
+        self._total = 1
+
+    @property
+    def next_start(self) -> int | None:
+        """The ``from`` of the next page to fetch, or ``None`` once the whole log is read."""
+        return self._start if self._start < self._total else None
+
+    def add(self, page: Any) -> None:
+        """Take one ``GET /batches/{id}/log`` reply."""
+        page_lines = page.get("log") if isinstance(page, dict) else None
+        if not isinstance(page_lines, list) or not isinstance(page.get("total"), int):
+            raise LivyResponseError(
+                f"Livy's log page for batch {self.session_id!r} has no 'log' list or 'total'",
+                endpoint="log",
+                batch=self.session_id,
+            )
+        self.lines.extend(str(line) for line in page_lines)
+        self._start += len(page_lines)
+        self._total = page["total"] if page_lines else self._start

@@ -1,0 +1,565 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
+"""
+The Livy batch of one task instance, kept across its tries: the lifecycle behind ``LivyOperator``.
+
+:class:`DurableBatch` owns the record in the task state store and every rule about which batch a
+try uses: write-ahead submission, identity, re-run detection and the kill. The operator is glue
+that calls it; the hook does the HTTP. Without a task state store (``durable=False``, Airflow < 3.3)
+the same code runs with nothing kept, as the released provider did.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from airflow.exceptions import AirflowException
+
+from airflow.providers.apache.livy.exceptions import (
+    LivyBatchNotCreated,
+    LivyBatchNotFound,
+    LivyBatchRejected,
+    LivyBatchReplaced,
+    LivyError,
+)
+from airflow.providers.apache.livy.utils.batch_record import (
+    BatchRecord,
+    Identity,
+    IdentityChecks,
+    NotOurRecord,
+    batch_name,
+)
+from airflow.providers.apache.livy.utils.states import BatchOutcome, batch_outcome
+
+if TYPE_CHECKING:
+    import logging
+
+    from airflow.providers.apache.livy.hooks.livy import LivyHook
+
+
+class ResumeDecision(StrEnum):
+    """What a try does with what an earlier try left (``get_job_status`` hands it to the mixin)."""
+
+    RECONNECT = "reconnect"
+    """The batch is still running: wait for it."""
+    RETURN_RESULT = "return_result"
+    """The batch succeeded (or its result was delivered in this run): return its result."""
+    SUBMIT = "submit"
+    """Nothing to resume (failed, gone, not ours, or a re-run after a clear): submit a new batch."""
+
+    @classmethod
+    def of(cls, status: str) -> ResumeDecision:
+        """Read a decision; a Livy state (what provider 4.6.4 passed) maps to the one it implies."""
+        if status in cls._value2member_map_:
+            return cls(status)
+        return _DECISION_FOR[batch_outcome(status)]
+
+
+_DECISION_FOR = {
+    BatchOutcome.ACTIVE: ResumeDecision.RECONNECT,
+    BatchOutcome.SUCCEEDED: ResumeDecision.RETURN_RESULT,
+    BatchOutcome.FAILED: ResumeDecision.SUBMIT,
+}
+
+
+class TaskStateStore(Protocol):
+    """The part of Airflow 3.3's ``task_state_store`` this module uses."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def set(self, key: str, value: Any) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskRun:
+    """
+    The try of a task instance that runs now, as far as naming and re-run detection need it.
+
+    :param first_try: the first try since the task was last cleared (``1`` if it never was):
+        clearing sets ``max_tries = try_number + retries``, so it is ``max_tries - retries + 1``, as
+        Airflow's task runner computes it; ``None`` where ``max_tries`` is unknown.
+    """
+
+    dag_id: str
+    task_id: str
+    run_id: str
+    map_index: int
+    try_number: int
+    first_try: int | None
+
+    @classmethod
+    def of(cls, ti: Any, retries: int | None) -> TaskRun:
+        """The run of task instance ``ti`` of a task with ``retries``."""
+        max_tries = getattr(ti, "max_tries", None)
+        first_try = max(1, max_tries - (retries or 0) + 1) if isinstance(max_tries, int) else None
+        return cls(
+            dag_id=ti.dag_id,
+            task_id=ti.task_id,
+            run_id=ti.run_id,
+            map_index=-1 if ti.map_index is None else ti.map_index,
+            try_number=ti.try_number or 1,
+            first_try=first_try,
+        )
+
+    def batch_name(self, submission: int, prefix: str | None) -> str:
+        """The unique name of this task instance's ``submission``-th batch."""
+        return batch_name(
+            dag_id=self.dag_id,
+            task_id=self.task_id,
+            run_id=self.run_id,
+            map_index=self.map_index,
+            submission=submission,
+            first_try=self.first_try or self.try_number,
+            prefix=prefix,
+        )
+
+    def cleared_since(self, delivered_try: int) -> bool:
+        """Whether the task was cleared after try ``delivered_try`` returned a result (a re-run)."""
+        return self.first_try is None or delivered_try < self.first_try
+
+
+class DurableBatch:
+    """
+    The Livy batch of one task instance across its tries.
+
+    Every record it writes goes to ``store`` under ``key``, the whole record each time; the mixin
+    also stores what :meth:`submit` returns. Every read of a batch by id checks that the batch is
+    still ours (:meth:`BatchRecord.identify`) before it is adopted, waited on or deleted.
+
+    :param hook: the hook to Livy; only its public methods are called, with 4.6.4's signatures.
+    :param store: the task state store, or ``None`` to keep nothing (every try submits).
+    :param key: the store key (the operator's ``external_id_key``).
+    :param task: the running try; ``None`` for a batch watched outside a task run.
+    :param log: the operator's logger.
+    :param retry_args: passed to ``get_batch_state``, as the released operator did.
+    """
+
+    def __init__(
+        self,
+        hook: LivyHook,
+        *,
+        store: TaskStateStore | None,
+        key: str,
+        task: TaskRun | None,
+        log: logging.Logger | Any,
+        retry_args: dict[str, Any] | None = None,
+    ) -> None:
+        self.hook = hook
+        self.store = store
+        self.key = key
+        self.task = task
+        self.log = log
+        self.retry_args = retry_args
+        self.record: BatchRecord | None = None
+        self._verified = False
+        self._logs_shown = False
+        self._delivered = False
+        self._warned_unnamed = False
+
+    # ---- Resuming what an earlier try left -----------------------------------------------------
+
+    def resume(self, stored: Any) -> ResumeDecision:
+        """Decide what to do with the value an earlier try stored, checking Livy where it matters."""
+        record = self._parse(stored)
+        if record is None:
+            return ResumeDecision.SUBMIT
+        self.record = record
+        if record.delivered_try is not None:
+            return self._resume_delivered(record)
+        if record.is_finished:
+            self.log.info("%s finished in state %s (remembered)", record.describe(), record.final_state)
+            return ResumeDecision.RETURN_RESULT if record.succeeded else ResumeDecision.SUBMIT
+        batch = self._locate(record)
+        if batch is None:
+            self.log.warning("Livy does not know %s any more; submitting a new batch", record.describe())
+            return ResumeDecision.SUBMIT
+        state = _state_of(batch, record)
+        if batch_outcome(state) is not BatchOutcome.ACTIVE:
+            self._save(self._current.finished(state, batch))
+        self.log.info("%s is %s", self._current.describe(), state)
+        return ResumeDecision.of(state)
+
+    def _resume_delivered(self, record: BatchRecord) -> ResumeDecision:
+        assert record.delivered_try is not None
+        if self.task is None or self.task.cleared_since(record.delivered_try):
+            self.log.info(
+                "%s delivered its result in try %s and the task was cleared since: submitting a new batch",
+                record.describe(),
+                record.delivered_try,
+            )
+            return ResumeDecision.SUBMIT
+        self.log.info(
+            "%s delivered its result in try %s, which ended before Airflow recorded it: returning it again",
+            record.describe(),
+            record.delivered_try,
+        )
+        return ResumeDecision.RETURN_RESULT
+
+    def follow(self, external_id: Any) -> BatchRecord:
+        """
+        The record behind an external id handed back by the mixin (or a bare batch id).
+
+        The mixin passes the value it read or stored; if this try has since learned more about the
+        same batch (its id, found by name; its app id), what it learned wins.
+        """
+        record = BatchRecord.from_stored(external_id)
+        current = self.record
+        if current is None or not (
+            current.same_submission(record) or (record.is_legacy and record.batch_id == current.batch_id)
+        ):
+            self.record = record
+        return self._current
+
+    def follow_deferred(self, batch_id: Any) -> BatchRecord:
+        """The record of the batch a trigger reported on: the stored one if it names that batch."""
+        if self.store is not None:
+            self.record = self._parse(self.store.get(self.key))
+        self._verified = True  # the trigger checked the batch's identity while it waited
+        return self.follow(batch_id)
+
+    def external_id(self) -> Any:
+        """What the mixin stores and hands back: the whole record if durable, else the bare id."""
+        return self._current.to_json() if self.store is not None else self._current.batch_id
+
+    @property
+    def batch_id(self) -> int | None:
+        """Livy's id of the batch, once known."""
+        return self._current.batch_id
+
+    # ---- Submitting ----------------------------------------------------------------------------
+
+    def submit(self, batch_kwargs: Mapping[str, Any]) -> BatchRecord:
+        """
+        Submit the batch and return its record.
+
+        With a store, the record with the batch's unique name is stored *before* the POST, so a later
+        try finds the batch by name whatever happens to this worker or to the POST's reply; a
+        submission whose batch was never seen is posted again under the same name.
+        """
+        if self.store is None:
+            self.record = _record_of_posted(self.hook.post_batch(**batch_kwargs))
+        else:
+            previous = self._parse(self.store.get(self.key))
+            if previous is not None and self._is_live_legacy_zero(previous):
+                return self._current
+            record = self._next_submission(previous, batch_kwargs.get("name"))
+            self._save(record)
+            self.record = record.created(self._create(record, batch_kwargs))
+        self._verified = True
+        return self._current
+
+    def _next_submission(self, previous: BatchRecord | None, prefix: str | None) -> BatchRecord:
+        if previous is not None and previous.awaits_creation:
+            return previous
+        assert self.task is not None, "a durable submission needs the task run"
+        submission = 1 if previous is None or previous.is_legacy else previous.submission + 1
+        return BatchRecord.ahead_of_post(self.task.batch_name(submission, prefix), submission)
+
+    def _create(self, record: BatchRecord, batch_kwargs: Mapping[str, Any]) -> int:
+        """POST under the record's name; once more if a lost POST created nothing. Refusals are recorded."""
+        try:
+            return self._post_once(record, batch_kwargs)
+        except LivyBatchNotCreated as lost:
+            self.log.warning("%s; posting it again under the same name", lost)
+        return self._post_once(record, batch_kwargs)
+
+    def _post_once(self, record: BatchRecord, batch_kwargs: Mapping[str, Any]) -> int:
+        assert record.name is not None
+        try:
+            return self.hook.create_batch(record.name, batch_kwargs)
+        except LivyBatchRejected:
+            self._abandon_rejected(record)
+            raise
+
+    def _abandon_rejected(self, record: BatchRecord) -> None:
+        """
+        Record a refused POST, and delete the batch Livy may have registered before refusing it.
+
+        Livy runs some checks (file, conf) only after registering the batch, so a refused POST can
+        leave a batch stuck in ``starting`` under our name; a retry must neither adopt nor keep it.
+        """
+        self._save(record.rejected())
+        zombie = self._find_by_name(record.name)
+        if zombie is not None:
+            self.log.warning("Deleting batch %s that Livy left behind after refusing it", zombie.get("id"))
+            self.hook.delete_batch(zombie["id"])
+
+    def _is_live_legacy_zero(self, previous: BatchRecord) -> bool:
+        """
+        Whether ``previous`` is batch id 0 as stored by provider 4.6.4, still running or succeeded.
+
+        The mixin skips a stored ``0`` (it tests truthiness), but 0 is the first id after every
+        Livy start, so it is checked here instead.
+        """
+        if not (previous.is_legacy and previous.batch_id == 0):
+            return False
+        return self.resume(0) is not ResumeDecision.SUBMIT
+
+    # ---- Waiting -------------------------------------------------------------------------------
+
+    def wait(self, polling_interval: float) -> None:
+        """Poll until the batch finishes; check it is still ours as :class:`IdentityChecks` schedules."""
+        record = self._current
+        self.log.info("Waiting for %s to finish, polling every %s s", record.describe(), polling_interval)
+        checks = IdentityChecks(verified=self._verified)
+        while True:
+            state, batch = self._poll(full_read=checks.full_read_due())
+            checks.polled(state, full_read=batch is not None)
+            if self._recorded_if_finished(state, batch, checks):
+                return
+            self.log.info("%s is %s", self._current.describe(), state)
+            time.sleep(polling_interval)
+
+    def check(self) -> bool:
+        """Read the batch's state once; record it if it finished. Return whether it finished."""
+        return self._recorded_if_finished(*self._poll(full_read=not self._verified))
+
+    def record_final_state(self, state: str | None) -> None:
+        """Record the terminal ``state`` a trigger saw (``None``: it saw none)."""
+        if state is not None and batch_outcome(state) is not BatchOutcome.ACTIVE:
+            self._save(self._current.finished(state))
+
+    def _poll(self, *, full_read: bool) -> tuple[str, dict[str, Any] | None]:
+        """
+        One poll: the state, and the whole batch if this poll read it (then checked to be ours).
+
+        A batch known by its id alone (no name, no app id) has nothing to check: only its state is read.
+        """
+        batch = self._read_own_batch() if full_read and self._current.is_identifiable else None
+        if batch is not None and isinstance(batch.get("state"), str):
+            return batch["state"], batch
+        return self.hook.get_batch_state(self._current_id, retry_args=self.retry_args).value, batch
+
+    def _recorded_if_finished(
+        self, state: str, batch: dict[str, Any] | None, checks: IdentityChecks | None = None
+    ) -> bool:
+        """
+        Record a terminal ``state`` and return ``True``; ``False`` while the batch is active.
+
+        A terminal state seen by a ``/state`` read is confirmed by reading the whole batch (ours? its
+        app id?); if that read shows the batch active again (Livy restarted and is recovering it),
+        the wait goes on.
+        """
+        if batch_outcome(state) is BatchOutcome.ACTIVE:
+            return False
+        if batch is None and self._current.is_identifiable:
+            batch = self._read_own_batch()
+            state = batch["state"] if isinstance(batch.get("state"), str) else state
+            if checks is not None:
+                checks.polled(state, full_read=True)
+            if batch_outcome(state) is BatchOutcome.ACTIVE:
+                return False
+        self.log.info("%s finished in state %s", self._current.describe(), state)
+        self._save(self._current.finished(state, batch))
+        return True
+
+    # ---- Results -------------------------------------------------------------------------------
+
+    def result(self) -> BatchRecord:
+        """The finished batch's record, its log shown once; raises if the batch did not succeed."""
+        record = self._current
+        if record.is_finished:
+            self._show_logs_once()
+            if not record.succeeded:
+                raise AirflowException(
+                    f"Livy {record.describe()} did not succeed: it ended {record.final_state}"
+                )
+        return record
+
+    def app_id(self) -> str | None:
+        """
+        The Spark application id, reading the batch once if it is not known yet.
+
+        For a finished batch that Livy has forgotten (or whose id it reused) it stays unknown.
+        """
+        record = self._current
+        if record.app_id is None:
+            try:
+                self._read_own_batch()
+            except (LivyBatchNotFound, LivyBatchReplaced):
+                if not record.is_finished:
+                    raise
+        return self._current.app_id
+
+    @property
+    def delivered_in_this_try(self) -> bool:
+        """Whether this try already returned the batch's result."""
+        return self._delivered
+
+    def mark_delivered(self) -> None:
+        """Record that this try returned the result, so a later try can tell a retry from a re-run."""
+        self._delivered = True
+        if self.store is not None and self.task is not None:
+            self._save(self._current.delivered(self.task.try_number))
+
+    def logs_shown(self) -> None:
+        """The batch's log already reached the task log (the trigger sent it)."""
+        self._logs_shown = True
+
+    def _show_logs_once(self) -> None:
+        if self._logs_shown:
+            return
+        self._logs_shown = True
+        try:
+            self.hook.dump_batch_logs(self._current_id)
+        except LivyError as error:
+            self.log.warning("The log of %s is not available: %s", self._current.describe(), error)
+
+    # ---- Killing -------------------------------------------------------------------------------
+
+    def kill(self) -> None:
+        """Delete the batch; one of ours by name only if Livy still holds it under its id."""
+        record = self.record
+        if record is None or record.batch_id is None:
+            return
+        if record.name is None:
+            self.hook.delete_batch(record.batch_id)
+            return
+        try:
+            batch = self.hook.get_batch(record.batch_id)
+        except LivyBatchNotFound:
+            self.log.info("%s is already gone; nothing to delete", record.describe())
+            return
+        if not self._is_ours(record, batch):
+            self.log.warning(
+                "Not deleting Livy batch %s: it is now %r, not ours", record.batch_id, batch.get("name")
+            )
+            return
+        self.hook.delete_batch(record.batch_id)
+
+    # ---- Identity ------------------------------------------------------------------------------
+
+    def _read_own_batch(self) -> dict[str, Any]:
+        """Read the batch and check it still is ours; raise if Livy reused its id."""
+        record = self._current
+        batch = self.hook.get_batch(self._current_id)
+        if not self._is_ours(record, batch):
+            raise LivyBatchReplaced(
+                f"Livy batch {record.batch_id} is now {batch.get('name')!r}, not {record.describe()}: "
+                "Livy restarted and reused the id, and our batch is lost"
+            )
+        self._verified = True
+        self._update(record.seen(batch))
+        return batch
+
+    def _locate(self, record: BatchRecord) -> dict[str, Any] | None:
+        """Livy's batch for ``record``, checked to be ours (by id, else by name), or ``None``."""
+        if record.batch_id is None:
+            return self._adopt_by_name(record)
+        try:
+            batch = self.hook.get_batch(record.batch_id)
+        except LivyBatchNotFound:
+            self.log.warning("Livy no longer knows %s; looking it up by name", record.describe())
+            return self._adopt_by_name(record)
+        if self._is_ours(record, batch):
+            self._verified = True
+            self._update(record.seen(batch))
+            return batch
+        self.log.warning(
+            "Livy's batch %s is now %r, not %s: Livy restarted and reused the id. Leaving it alone.",
+            record.batch_id,
+            batch.get("name"),
+            record.describe(),
+        )
+        return self._adopt_by_name(record)
+
+    def _adopt_by_name(self, record: BatchRecord) -> dict[str, Any] | None:
+        batch = self._find_by_name(record.name)
+        if batch is None:
+            return None
+        self._save(record.found(batch))
+        self._verified = True
+        self.log.info("Found batch %r under id %s", record.name, batch.get("id"))
+        return batch
+
+    def _find_by_name(self, name: str | None) -> dict[str, Any] | None:
+        if name is None:
+            return None
+        try:
+            return self.hook.get_batch_by_name(name)
+        except LivyBatchNotFound:
+            return None
+
+    def _is_ours(self, record: BatchRecord, batch: Mapping[str, Any]) -> bool:
+        identity = record.identify(batch)
+        if identity is Identity.UNNAMED and not self._warned_unnamed:
+            self._warned_unnamed = True
+            self.log.warning(
+                "Livy returns no name for %s: this server does not echo batch names, so its identity is "
+                "checked by Spark application id only",
+                record.describe(),
+            )
+        return identity is not Identity.OTHER
+
+    # ---- The record ----------------------------------------------------------------------------
+
+    @property
+    def _current(self) -> BatchRecord:
+        if self.record is None:
+            raise AirflowException("No Livy batch has been submitted or resumed yet")
+        return self.record
+
+    @property
+    def _current_id(self) -> int:
+        batch_id = self._current.batch_id
+        if batch_id is None:
+            raise AirflowException(f"{self._current.describe()} has no Livy id")
+        return batch_id
+
+    def _save(self, record: BatchRecord) -> None:
+        self.record = record
+        if self.store is not None:
+            self.store.set(self.key, record.to_json())
+
+    def _update(self, record: BatchRecord) -> None:
+        """Save ``record`` if it differs from the current one."""
+        if record != self.record:
+            self._save(record)
+
+    def _parse(self, value: Any) -> BatchRecord | None:
+        """Read a stored value; one that is not ours is logged and treated as nothing stored."""
+        if value is None:
+            return None
+        try:
+            return BatchRecord.from_stored(value)
+        except NotOurRecord as reason:
+            self.log.warning(
+                "Ignoring the value stored under %r (%s); treating it as nothing stored", self.key, reason
+            )
+            return None
+
+
+def _record_of_posted(batch_id: Any) -> BatchRecord:
+    """The record of a batch ``post_batch`` returned the id of; anything but an id is a clear error."""
+    try:
+        return BatchRecord.of_batch(batch_id)
+    except (TypeError, ValueError) as error:
+        raise AirflowException(
+            f"LivyHook.post_batch returned {batch_id!r}, not a Livy batch id: {error}"
+        ) from None
+
+
+def _state_of(batch: Mapping[str, Any], record: BatchRecord) -> str:
+    """The batch's state; a reply without one is an error that names the batch."""
+    state = batch.get("state")
+    if not isinstance(state, str):
+        raise AirflowException(f"Livy's reply for {record.describe()} has no state: {str(batch)[:200]}")
+    return state

@@ -1,0 +1,368 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
+"""
+The durable-batch component on its own, against the scripted Livy (``fake_livy.py``), no operator.
+
+Each test plays one or two tries the way ``ResumableJobMixin`` drives them: ``resume`` with what the
+store holds, then ``submit`` when told to, ``wait``, ``result`` and ``mark_delivered``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+import requests
+
+from airflow.providers.apache.livy.exceptions import (
+    LivyBatchNotCreated,
+    LivyBatchRejected,
+    LivyBatchReplaced,
+    LivyHttpError,
+)
+from airflow.providers.apache.livy.hooks.livy import LivyHook
+from airflow.providers.apache.livy.utils.batch_record import RECORD_FORMAT, BatchRecord
+from airflow.providers.apache.livy.utils.durable_batch import DurableBatch, ResumeDecision, TaskRun
+from airflow.providers.apache.livy.utils.states import BatchState
+
+KEY = "livy_batch_id"
+LOG = logging.getLogger("durable_batch_test")
+TASK = TaskRun(dag_id="etl", task_id="spark_job", run_id="manual__1", map_index=-1, try_number=1, first_try=1)
+SPARK = {"file": "pi.py", "conf": {"spark.executor.cores": "2"}, "name": None}
+FAILED = ["dead", "killed", "error"]
+
+
+def our_name(submission: int = 1) -> str:
+    return TASK.batch_name(submission, None)
+
+
+def durable(store: Any, *, try_number: int = 1, first_try: int = 1) -> DurableBatch:
+    task = TaskRun(**{**TASK.__dict__, "try_number": try_number, "first_try": first_try})
+    return DurableBatch(LivyHook(), store=store, key=KEY, task=task, log=LOG)
+
+
+def stored(store) -> BatchRecord:
+    return BatchRecord.from_stored(store.get(KEY))
+
+
+def requests_sent(livy) -> list[str]:
+    return [f"{entry[1]} {entry[2]}" for entry in livy.journal if entry[0] == "http"]
+
+
+def one_try(store, *, try_number: int = 1, first_try: int = 1, interval: float = 0.001) -> DurableBatch:
+    """One try as the mixin drives it: resume what is stored, else submit; wait; deliver."""
+    batch = durable(store, try_number=try_number, first_try=first_try)
+    stored_value = store.get(KEY)
+    decision = batch.resume(stored_value) if stored_value else ResumeDecision.SUBMIT
+    if decision is ResumeDecision.SUBMIT:
+        batch.submit(SPARK)
+        store.set(KEY, batch.external_id())
+    if decision is not ResumeDecision.RETURN_RESULT:
+        batch.wait(interval)
+    batch.result()
+    batch.app_id()
+    batch.mark_delivered()
+    return batch
+
+
+class TestSubmission:
+    def test_the_record_is_written_ahead_of_the_post(self, livy, store):
+        batch = durable(store)
+        batch.submit(SPARK)
+        assert [entry[:2] for entry in livy.journal[:2]] == [("store", KEY), ("http", "POST")]
+        ahead = json.loads(livy.journal[0][2])
+        assert (ahead["name"], ahead["batch_id"]) == (our_name(), None)
+        assert livy.posted[0]["body"]["name"] == our_name()
+        assert batch.record == BatchRecord(name=our_name(), batch_id=0)
+
+    def test_without_a_store_the_dag_name_is_sent_and_nothing_kept(self, livy):
+        batch = DurableBatch(LivyHook(), store=None, key=KEY, task=TASK, log=LOG)
+        batch.submit({**SPARK, "name": "My Job"})
+        assert livy.posted[0]["body"]["name"] == "My Job"
+        assert batch.external_id() == 0
+
+    def test_a_duplicate_name_adopts_the_batch_an_earlier_post_created(self, livy, store):
+        livy.add(our_name(), ["running"], id=6)
+        assert durable(store).submit(SPARK).batch_id == 6
+        assert livy.post_count == 1
+
+    def test_a_lost_reply_is_resolved_by_name(self, livy, store):
+        def lose_the_reply(body: dict[str, Any]) -> Exception:
+            livy.add(body["name"], ["running"])  # Livy created it; the reply never arrived
+            return requests.ConnectionError("connection reset")
+
+        livy.post_failure = lose_the_reply
+        assert durable(store).submit(SPARK).batch_id == 0
+        assert requests_sent(livy) == ["POST /batches", f"GET /batches/{our_name()}"]
+
+    def test_a_post_lost_on_the_way_is_posted_again_under_the_same_name(self, livy, store):
+        lost = iter([requests.ConnectionError("refused")])
+        livy.post_failure = lambda body: next(lost, None)
+        assert durable(store).submit(SPARK).batch_id == 0
+        assert [post["body"]["name"] for post in livy.posted] == [our_name(), our_name()]
+
+    def test_two_lost_posts_leave_the_name_for_the_next_try(self, livy, store):
+        livy.post_failure = lambda body: requests.ConnectionError("refused")
+        with pytest.raises(LivyBatchNotCreated):
+            durable(store).submit(SPARK)
+        assert livy.post_count == 2
+        assert stored(store).awaits_creation
+        livy.post_failure = None
+        assert durable(store, try_number=2).submit(SPARK).name == our_name()
+
+    def test_a_refused_post_is_recorded_and_its_zombie_deleted(self, livy, store):
+        def register_then_refuse(body: dict[str, Any]) -> tuple[int, str]:
+            livy.add(body["name"], ["starting"], id=5)  # Livy registers it, then refuses it
+            return 400, json.dumps({"msg": "Rejected, Reason: requirement failed: File is required."})
+
+        livy.post_failure = register_then_refuse
+        with pytest.raises(LivyBatchRejected) as refused:
+            durable(store).submit(SPARK)
+        assert refused.value.http_status == 400
+        assert stored(store).final_state == "error"
+        assert "DELETE /batches/5" in requests_sent(livy)
+        livy.post_failure = None
+        assert durable(store, try_number=2).submit(SPARK).name == our_name(submission=2)
+
+    def test_a_server_error_on_the_post_keeps_the_name(self, livy, store):
+        livy.post_failure = lambda body: (502, "<html>Bad gateway</html>")
+        with pytest.raises(LivyHttpError):
+            durable(store).submit(SPARK)
+        assert stored(store).awaits_creation
+        assert "DELETE" not in " ".join(requests_sent(livy))
+
+
+class TestResume:
+    @pytest.mark.parametrize("state", [*(member.value for member in BatchState), "a_future_state"])
+    def test_every_state_has_a_decision(self, livy, store, state):
+        livy.add(our_name(), [state], id=3)
+        store.set(KEY, BatchRecord(name=our_name(), batch_id=3).to_json())
+        expected = {"success": ResumeDecision.RETURN_RESULT, **dict.fromkeys(FAILED, ResumeDecision.SUBMIT)}
+        assert durable(store).resume(store.get(KEY)) is expected.get(state, ResumeDecision.RECONNECT)
+
+    def test_a_finished_state_is_kept_so_it_survives_livy_forgetting_the_batch(self, livy, store):
+        livy.add(our_name(), ["success"], id=3, app_id="application_1_0003")
+        store.set(KEY, BatchRecord(name=our_name(), batch_id=3).to_json())
+        durable(store).resume(store.get(KEY))
+        livy.forget(3)
+        livy.journal.clear()
+        assert durable(store, try_number=2).resume(store.get(KEY)) is ResumeDecision.RETURN_RESULT
+        assert requests_sent(livy) == []
+        assert (stored(store).final_state, stored(store).app_id) == ("success", "application_1_0003")
+
+    def test_a_write_ahead_record_is_found_by_name(self, livy, store):
+        livy.add(our_name(), ["running"], id=8)
+        store.set(KEY, BatchRecord.ahead_of_post(our_name(), 1).to_json())
+        assert durable(store).resume(store.get(KEY)) is ResumeDecision.RECONNECT
+        assert stored(store).batch_id == 8
+
+    def test_a_write_ahead_record_livy_never_saw_is_posted_under_its_name(self, livy, store):
+        store.set(KEY, BatchRecord.ahead_of_post(our_name(), 1).to_json())
+        batch = durable(store, try_number=2)
+        assert batch.resume(store.get(KEY)) is ResumeDecision.SUBMIT
+        batch.submit(SPARK)
+        assert livy.posted[0]["body"]["name"] == our_name()
+
+    def test_a_reused_id_is_never_adopted(self, livy, store):
+        livy.add("another-teams-batch", ["running"], id=3)
+        store.set(KEY, BatchRecord(name=our_name(), batch_id=3).to_json())
+        assert durable(store).resume(store.get(KEY)) is ResumeDecision.SUBMIT
+        assert stored(store).batch_id == 3, "the record is not pointed at the other batch"
+
+    def test_a_reused_id_with_our_batch_still_known_by_name(self, livy, store):
+        livy.add("another-teams-batch", ["running"], id=3)
+        livy.add(our_name(), ["running"], id=11)
+        store.set(KEY, BatchRecord(name=our_name(), batch_id=3).to_json())
+        assert durable(store).resume(store.get(KEY)) is ResumeDecision.RECONNECT
+        assert stored(store).batch_id == 11
+
+    def test_a_batch_livy_forgot_is_looked_up_by_name_then_submitted_again(self, livy, store):
+        store.set(KEY, BatchRecord(name=our_name(), batch_id=3).to_json())
+        assert durable(store).resume(store.get(KEY)) is ResumeDecision.SUBMIT
+        assert requests_sent(livy) == ["GET /batches/3", f"GET /batches/{our_name()}"]
+
+    def test_other_errors_fail_and_decide_nothing(self, livy, store):
+        livy.override["GET /batches/3"] = (500, json.dumps({"msg": "boom"}))
+        store.set(KEY, BatchRecord(name=our_name(), batch_id=3).to_json())
+        with pytest.raises(LivyHttpError):
+            durable(store).resume(store.get(KEY))
+        assert stored(store) == BatchRecord(name=our_name(), batch_id=3)
+
+    def test_a_result_delivered_in_this_run_is_returned_again(self, livy, store):
+        store.set(
+            KEY, BatchRecord(name=our_name(), batch_id=3, final_state="success", delivered_try=1).to_json()
+        )
+        assert durable(store, try_number=2).resume(store.get(KEY)) is ResumeDecision.RETURN_RESULT
+
+    def test_a_result_delivered_before_a_clear_means_a_re_run(self, livy, store):
+        store.set(
+            KEY, BatchRecord(name=our_name(), batch_id=3, final_state="success", delivered_try=1).to_json()
+        )
+        batch = durable(store, try_number=2, first_try=2)
+        assert batch.resume(store.get(KEY)) is ResumeDecision.SUBMIT
+        assert batch.submit(SPARK).name == TASK.batch_name(2, None).replace("-t1-", "-t2-")
+
+    @pytest.mark.parametrize("value", ["abc", "3/../../admin", {"x": 1}, -1, 2**40, True, 1.5, [1]])
+    def test_values_not_ours_are_treated_as_nothing_stored(self, livy, store, value):
+        store.set(KEY, value)
+        batch = durable(store)
+        assert batch.resume(value) is ResumeDecision.SUBMIT
+        batch.submit(SPARK)
+        assert requests_sent(livy) == ["POST /batches"]
+
+    @pytest.mark.parametrize(("state", "posts"), [("running", 0), ("success", 0), ("dead", 1)])
+    def test_a_bare_zero_stored_by_4_6_4_is_resumed(self, livy, store, state, posts):
+        livy.add(None, [state], id=0)
+        store.set(KEY, 0)
+        durable(store).submit(SPARK)  # the mixin skips a stored 0, so submit checks it
+        assert livy.post_count == posts
+
+
+class TestWaiting:
+    def test_polls_read_the_state_and_the_whole_batch_only_when_it_changed(self, livy, store):
+        livy.states_for_new = ["starting", "running", "running", "success"]
+        one_try(store)
+        assert requests_sent(livy) == [
+            "POST /batches",
+            "GET /batches/0/state",
+            "GET /batches/0/state",
+            "GET /batches/0",  # the state changed: still ours?
+            "GET /batches/0/state",
+            "GET /batches/0",  # the end: ours, and its app id
+            "GET /batches/0/log",
+        ]
+        assert stored(store) == BatchRecord(
+            name=our_name(), batch_id=0, app_id="application_1_0000", final_state="success", delivered_try=1
+        )
+
+    def test_a_reconnect_checks_the_batch_once_then_polls_its_state(self, livy, store):
+        livy.add(our_name(), ["running", "running", "success"], id=3)
+        store.set(KEY, BatchRecord(name=our_name(), batch_id=3).to_json())
+        one_try(store, try_number=2)
+        assert requests_sent(livy) == [
+            "GET /batches/3",
+            "GET /batches/3/state",
+            "GET /batches/3/state",
+            "GET /batches/3",
+            "GET /batches/3/log",
+        ]
+        assert livy.post_count == 0
+
+    def test_a_batch_replaced_while_waiting_is_detected_at_the_state_change(self, livy, store):
+        livy.states_for_new = ["running", "running", "starting", "running"]
+        batch = durable(store)
+        batch.submit(SPARK)
+        livy.batches[0].name = "another-teams-batch"  # Livy restarted and gave id 0 to another batch
+        with pytest.raises(LivyBatchReplaced):
+            batch.wait(0.001)
+        assert "DELETE" not in " ".join(requests_sent(livy))
+
+    def test_an_end_the_whole_batch_contradicts_is_waited_through(self, livy, store):
+        # /state says dead, but the batch read says recovering (Livy restarted with recovery).
+        livy.add(our_name(), ["running", "dead", "recovering", "success"], id=3)
+        store.set(KEY, BatchRecord(name=our_name(), batch_id=3).to_json())
+        one_try(store, try_number=2)
+        assert requests_sent(livy) == [
+            "GET /batches/3",  # reconnect: running
+            "GET /batches/3/state",  # dead...
+            "GET /batches/3",  # ...but the batch says recovering
+            "GET /batches/3/state",  # success
+            "GET /batches/3",  # the end
+            "GET /batches/3/log",
+        ]
+        assert stored(store).final_state == "success"
+
+    def test_a_server_that_echoes_no_names_works_and_warns_once(self, livy, store, caplog):
+        livy.echo_names = False
+        livy.states_for_new = ["starting", "running", "running", "success"]
+        caplog.set_level(logging.WARNING, LOG.name)
+        batch = one_try(store)
+        assert batch.record.succeeded
+        assert livy.posted[0]["body"]["name"] == our_name(), "names are still sent"
+        assert len([r for r in caplog.records if r.name == LOG.name and r.levelno == logging.WARNING]) == 1
+
+    @pytest.mark.parametrize("state", FAILED)
+    def test_a_failed_batch_raises_after_its_log_is_shown(self, livy, store, state):
+        livy.states_for_new = ["running", state]
+        with pytest.raises(Exception, match=f"ended {state}"):
+            one_try(store)
+        assert requests_sent(livy)[-1] == "GET /batches/0/log"
+        assert stored(store).final_state == state
+
+
+class TestResult:
+    def test_the_log_is_shown_once(self, livy, store):
+        livy.states_for_new = ["success"]
+        batch = one_try(store)
+        batch.result()
+        assert requests_sent(livy).count("GET /batches/0/log") == 1
+
+    def test_an_unfinished_batch_is_read_for_its_app_id(self, livy, store):
+        batch = durable(store)
+        batch.submit(SPARK)
+        assert batch.app_id() == "application_1_0000"
+
+    def test_delivered_is_recorded_once_per_try(self, livy, store):
+        livy.states_for_new = ["success"]
+        batch = one_try(store, try_number=3)
+        assert batch.delivered_in_this_try
+        assert stored(store).delivered_try == 3
+
+
+class TestKill:
+    def batch_of(self, store, record: BatchRecord) -> DurableBatch:
+        store.set(KEY, record.to_json())
+        batch = durable(store)
+        batch.follow(record.to_json())
+        return batch
+
+    def test_kill_deletes_our_batch(self, livy, store):
+        livy.add(our_name(), ["running"], id=3)
+        self.batch_of(store, BatchRecord(name=our_name(), batch_id=3)).kill()
+        assert requests_sent(livy) == ["GET /batches/3", "DELETE /batches/3"]
+
+    def test_kill_never_deletes_a_batch_that_reused_our_id(self, livy, store):
+        livy.add("another-teams-batch", ["running"], id=3)
+        self.batch_of(store, BatchRecord(name=our_name(), batch_id=3)).kill()
+        assert requests_sent(livy) == ["GET /batches/3"]
+
+    def test_kill_of_a_batch_already_gone(self, livy, store):
+        self.batch_of(store, BatchRecord(name=our_name(), batch_id=3)).kill()
+        assert requests_sent(livy) == ["GET /batches/3"]
+
+    def test_kill_without_a_name_deletes_by_id_as_4_6_4_did(self, livy, store):
+        livy.add(None, ["running"], id=3)
+        self.batch_of(store, BatchRecord.of_batch(3)).kill()
+        assert requests_sent(livy) == ["DELETE /batches/3"]
+
+    def test_kill_before_any_batch_does_nothing(self, livy, store):
+        durable(store).kill()
+        assert requests_sent(livy) == []
+
+
+def test_resume_decisions_read_livy_states_too():
+    assert ResumeDecision.of("reconnect") is ResumeDecision.RECONNECT
+    assert ResumeDecision.of("running") is ResumeDecision.RECONNECT
+    assert ResumeDecision.of("success") is ResumeDecision.RETURN_RESULT
+    assert ResumeDecision.of("dead") is ResumeDecision.SUBMIT
+    assert ResumeDecision.of("some_future_state") is ResumeDecision.RECONNECT
+
+
+def test_record_format_is_stable():
+    assert RECORD_FORMAT == "airflow-livy-batch/1"
