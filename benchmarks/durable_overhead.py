@@ -9,51 +9,35 @@ in-memory task state store, and prints per-task wall time, HTTP requests and sto
 
 from __future__ import annotations
 
-import json
+import itertools
 import os
 import statistics
 import sys
 import time
-from typing import Any
+from pathlib import Path
 
 from airflow.providers.apache.livy.operators.livy import LivyOperator
 from livy_standin import LivyStandin
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "providers" / "apache" / "livy" / "tests"))
+from unit.apache.livy.task_context import FakeTaskInstance, MemoryTaskStateStore
+
 JOB = {"spark.standin.startingSeconds": "0.05", "spark.standin.durationSeconds": "0.3"}
-
-
-class CountingStore:
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-        self.writes = 0
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return json.loads(self.values[key]) if key in self.values else default
-
-    def set(self, key: str, value: Any, retention: Any = None) -> None:
-        self.values[key] = json.dumps(value)
-        self.writes += 1
-
-
-class TaskInstance:
-    def __init__(self, run: int) -> None:
-        self.dag_id, self.task_id, self.run_id, self.map_index = "bench", "spark", f"run_{run}", -1
-        self.try_number, self.max_tries, self.stats_tags = 1, 0, {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        pass
+RUN_IDS = (f"run_{number}" for number in itertools.count())
+"""Every task gets its own run id: a shared one makes a durable task adopt an earlier task's batch."""
 
 
 def run_tasks(livy: LivyStandin, durable: bool, count: int) -> dict[str, float]:
     seconds, requests, writes = [], [], []
-    for run in range(count):
-        store = CountingStore()
+    for _ in range(count):
+        store = MemoryTaskStateStore(journal=[])
         before = sum(livy.stats()["requests"].values())
         started = time.perf_counter()
         operator = LivyOperator(
             task_id="spark", file="pi.py", conf=JOB, polling_interval=0.05, durable=durable
         )
-        operator.execute({"ti": TaskInstance(run), "task_state_store": store})
+        ti = FakeTaskInstance(dag_id="bench", task_id="spark", run_id=next(RUN_IDS))
+        operator.execute({"ti": ti, "task_state_store": store})
         seconds.append(time.perf_counter() - started)
         requests.append(sum(livy.stats()["requests"].values()) - before)
         writes.append(store.writes)
