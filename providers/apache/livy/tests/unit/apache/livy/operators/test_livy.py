@@ -708,3 +708,21 @@ class TestWrittenFor464:
         hook["post_batch"].return_value = {"id": 100}
         with pytest.raises(AirflowException, match="post_batch returned"):
             operator(polling_interval=0).execute({"ti": FakeTaskInstance()})
+
+
+def test_the_trigger_is_looked_up_where_tests_patch_it(livy, store, mocker):
+    import airflow.providers.apache.livy.operators.livy as module
+
+    class RecordingTrigger(LivyTrigger):
+        made: list[dict[str, Any]] = []
+
+        def __init__(self, **kwargs: Any) -> None:
+            RecordingTrigger.made.append(kwargs)
+            super().__init__(**kwargs)
+
+    mocker.patch.object(module, "LivyTrigger", RecordingTrigger)
+    livy.states_for_new = ["running"]
+    with pytest.raises(TaskDeferred) as deferred:
+        run_try(store, deferrable=True, polling_interval=5)
+    assert isinstance(deferred.value.trigger, RecordingTrigger)
+    assert RecordingTrigger.made[0]["batch_id"] == 0
