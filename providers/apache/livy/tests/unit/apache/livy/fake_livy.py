@@ -76,6 +76,7 @@ class FakeLivy:
         self.queued: dict[str, list[tuple[int, str]]] = {}  # one-off replies, used up in order
         self.prefix = ""  # a gateway path in front of /batches, as livy_endpoint_prefix sets it
         self.echo_names = True  # False: a Livy-compatible server that answers "name": null
+        self.on_state_read: Callable[[dict[str, Any]], None] | None = None  # runs on each /state read
         for method in ("GET", "POST", "DELETE"):
             mock.add_callback(method, re.compile(re.escape(BASE_URL) + r"/.*"), callback=self._handle)
 
@@ -135,6 +136,8 @@ class FakeLivy:
             if match["tail"] == "/state"
             else batch.as_json(self.echo_names)
         )
+        if match["tail"] == "/state" and self.on_state_read is not None:
+            self.on_state_read(body)
         batch.reads += 1
         return 200, {}, json.dumps(body)
 

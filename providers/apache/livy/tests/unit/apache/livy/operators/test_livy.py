@@ -530,16 +530,60 @@ def test_execution_timeout_reaches_the_trigger(livy, store):
     assert deferred.value.trigger.serialize()[1]["execution_timeout"] == timedelta(minutes=3)
 
 
-@pytest.mark.airflow33
-@pytest.mark.skipif(not HAS_RESUMABLE_JOB_MIXIN, reason="needs Airflow 3.3+ (ResumableJobMixin)")
-def test_on_kill_deletes_the_batch_this_try_handed_over(livy, store):
-    op = operator(polling_interval=0)
-    op.execute({"ti": FakeTaskInstance(), "task_state_store": store})
-    op.on_kill()
-    assert [entry[1:] for entry in livy.journal if entry[0] == "http"][-2:] == [
-        ("GET", "/batches/0"),
-        ("DELETE", "/batches/0"),
-    ]
+class TestKill:
+    def test_on_kill_action_defaults_to_auto_and_is_checked(self):
+        assert operator().on_kill_action == "auto"
+        assert operator(on_kill_action="keep_batch").on_kill_action == "keep_batch"
+        with pytest.raises(ValueError):
+            operator(on_kill_action="delete")
+
+    @pytest.mark.airflow33
+    @pytest.mark.skipif(not HAS_RESUMABLE_JOB_MIXIN, reason="needs Airflow 3.3+ (ResumableJobMixin)")
+    def test_execution_timeout_then_on_kill_deletes_the_batch(self, livy, store):
+        from airflow.providers.common.compat.sdk import AirflowTaskTimeout
+
+        def time_out(body: dict[str, Any]) -> None:
+            raise AirflowTaskTimeout("Timeout")  # what Airflow's timeout raises in the middle of a poll
+
+        livy.states_for_new = ["running"] * 5
+        livy.on_state_read = time_out
+        op = operator()
+        with pytest.raises(AirflowTaskTimeout):
+            op.execute({"ti": FakeTaskInstance(), "task_state_store": store})
+        op.on_kill()  # the task runner calls it after the timeout
+        assert [entry[1:] for entry in livy.journal if entry[0] == "http"][-2:] == [
+            ("GET", "/batches/0"),
+            ("DELETE", "/batches/0"),
+        ]
+
+    def test_kill_deletes_the_batch(self, livy, store):
+        op = operator(polling_interval=0, durable=False)
+        op.execute({"ti": FakeTaskInstance(), "task_state_store": store})
+        op.kill()
+        assert ("http", "DELETE", "/batches/0") in livy.journal
+
+    @pytest.mark.parametrize(("action", "sent"), [("auto", "delete_batch"), ("keep_batch", "keep_batch")])
+    def test_the_trigger_is_told_what_to_do_on_kill(self, livy, store, action, sent):
+        livy.states_for_new = ["running"]
+        with pytest.raises(TaskDeferred) as deferred:
+            run_try(store, deferrable=True, polling_interval=5, on_kill_action=action)
+        assert deferred.value.trigger.serialize()[1]["on_kill_action"] == sent
+
+    def test_a_transient_trigger_error_waits_again_a_few_times(self, livy, store):
+        livy.add(None, ["running"], id=7)
+        context = {"ti": FakeTaskInstance(), "task_state_store": store}
+        event = {"status": "error", "batch_id": 7, "response": "connection reset", "log_lines": None}
+        for redeferrals in range(LivyOperator.MAX_REDEFERRALS):
+            with pytest.raises(TaskDeferred) as again:
+                operator(deferrable=True).execute_complete(
+                    context, {**event, "transient": True, "redeferrals": redeferrals}
+                )
+            assert again.value.trigger.serialize()[1]["redeferrals"] == redeferrals + 1
+        last = {**event, "transient": True, "redeferrals": LivyOperator.MAX_REDEFERRALS}
+        with pytest.raises(AirflowException, match="connection reset"):
+            operator(deferrable=True).execute_complete(context, last)
+        with pytest.raises(AirflowException, match="connection reset"):
+            operator(deferrable=True).execute_complete(context, event)  # not transient: fails at once
 
 
 class Released464Hook(LivyHook):

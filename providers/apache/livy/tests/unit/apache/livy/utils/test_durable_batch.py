@@ -34,11 +34,14 @@ from airflow.providers.apache.livy.exceptions import (
     LivyBatchNotCreated,
     LivyBatchRejected,
     LivyBatchReplaced,
+    LivyBatchTakenOver,
     LivyHttpError,
+    LivyTaskStopped,
 )
 from airflow.providers.apache.livy.hooks.livy import LivyHook
 from airflow.providers.apache.livy.utils.batch_record import RECORD_FORMAT, BatchRecord
 from airflow.providers.apache.livy.utils.durable_batch import DurableBatch, ResumeDecision, TaskRun
+from airflow.providers.apache.livy.utils.kill_policy import KillAction, KillPolicy
 from airflow.providers.apache.livy.utils.states import BatchState
 
 KEY = "livy_batch_id"
@@ -89,7 +92,7 @@ class TestSubmission:
         ahead = json.loads(livy.journal[0][2])
         assert (ahead["name"], ahead["batch_id"]) == (our_name(), None)
         assert livy.posted[0]["body"]["name"] == our_name()
-        assert batch.record == BatchRecord(name=our_name(), batch_id=0)
+        assert batch.record == BatchRecord(name=our_name(), batch_id=0, owner_try=1)
 
     def test_without_a_store_the_dag_name_is_sent_and_nothing_kept(self, livy):
         batch = DurableBatch(LivyHook(), store=None, key=KEY, task=TASK, log=LOG)
@@ -248,7 +251,12 @@ class TestWaiting:
             "GET /batches/0/log",
         ]
         assert stored(store) == BatchRecord(
-            name=our_name(), batch_id=0, app_id="application_1_0000", final_state="success", delivered_try=1
+            name=our_name(),
+            batch_id=0,
+            app_id="application_1_0000",
+            final_state="success",
+            delivered_try=1,
+            owner_try=1,
         )
 
     def test_a_reconnect_checks_the_batch_once_then_polls_its_state(self, livy, store):
@@ -325,35 +333,157 @@ class TestResult:
         assert stored(store).delivered_try == 3
 
 
-class TestKill:
-    def batch_of(self, store, record: BatchRecord) -> DurableBatch:
+class TestDelete:
+    def batch_of(self, store, record: BatchRecord, **kwargs: Any) -> DurableBatch:
         store.set(KEY, record.to_json())
-        batch = durable(store)
+        batch = durable(store, **kwargs)
         batch.follow(record.to_json())
         return batch
 
-    def test_kill_deletes_our_batch(self, livy, store):
+    def test_deletes_our_batch(self, livy, store):
         livy.add(our_name(), ["running"], id=3)
-        self.batch_of(store, BatchRecord(name=our_name(), batch_id=3)).kill()
+        self.batch_of(store, BatchRecord(name=our_name(), batch_id=3)).delete("a test")
         assert requests_sent(livy) == ["GET /batches/3", "DELETE /batches/3"]
 
-    def test_kill_never_deletes_a_batch_that_reused_our_id(self, livy, store):
+    def test_never_deletes_a_batch_that_reused_our_id(self, livy, store):
         livy.add("another-teams-batch", ["running"], id=3)
-        self.batch_of(store, BatchRecord(name=our_name(), batch_id=3)).kill()
+        self.batch_of(store, BatchRecord(name=our_name(), batch_id=3)).delete("a test")
         assert requests_sent(livy) == ["GET /batches/3"]
 
-    def test_kill_of_a_batch_already_gone(self, livy, store):
-        self.batch_of(store, BatchRecord(name=our_name(), batch_id=3)).kill()
+    def test_a_batch_already_gone(self, livy, store):
+        self.batch_of(store, BatchRecord(name=our_name(), batch_id=3)).delete("a test")
         assert requests_sent(livy) == ["GET /batches/3"]
 
-    def test_kill_without_a_name_deletes_by_id_as_4_6_4_did(self, livy, store):
+    def test_without_a_name_deletes_by_id_as_4_6_4_did(self, livy, store):
         livy.add(None, ["running"], id=3)
-        self.batch_of(store, BatchRecord.of_batch(3)).kill()
+        self.batch_of(store, BatchRecord.of_batch(3)).delete("a test")
         assert requests_sent(livy) == ["DELETE /batches/3"]
 
-    def test_kill_before_any_batch_does_nothing(self, livy, store):
-        durable(store).kill()
+    def test_before_livy_answered_the_post_finds_the_batch_by_name(self, livy, store):
+        livy.add(our_name(), ["starting"], id=4)
+        self.batch_of(store, BatchRecord.ahead_of_post(our_name(), 1)).delete("a test")
+        assert requests_sent(livy) == [f"GET /batches/{our_name()}", "DELETE /batches/4"]
+
+    def test_before_any_batch_does_nothing(self, livy, store):
+        durable(store).delete("a test")
         assert requests_sent(livy) == []
+
+    def test_a_stale_try_deletes_nothing(self, livy, store):
+        livy.add(our_name(), ["running"], id=3)
+        record = BatchRecord(name=our_name(), batch_id=3, owner_try=2)
+        self.batch_of(store, record, try_number=1).delete("a test")
+        assert requests_sent(livy) == []
+
+
+def policy(state: str | None, *, action: KillAction = KillAction.AUTO, retry: bool = True) -> KillPolicy:
+    return KillPolicy(action, lambda: state, retry)
+
+
+class TestOnKill:
+    """``on_kill`` as Airflow calls it: from the SIGTERM handler, or after ``execution_timeout``."""
+
+    def waiting_batch(self, store, livy, kill_policy: KillPolicy, *, kill_on_read: int = 2) -> DurableBatch:
+        """A try that submitted and waits; SIGTERM arrives during its ``kill_on_read``-th state read."""
+        batch = DurableBatch(LivyHook(), store=store, key=KEY, task=TASK, log=LOG, kill_policy=kill_policy)
+        batch.submit(SPARK)
+        store.set(KEY, batch.external_id())
+        reads = {"n": 0}
+
+        def sigterm_on_a_read(body: dict[str, Any]) -> None:
+            reads["n"] += 1
+            if reads["n"] == kill_on_read:
+                batch.on_kill(timed_out=False)
+
+        livy.on_state_read = sigterm_on_a_read
+        return batch
+
+    @pytest.mark.parametrize(
+        ("state", "why"),
+        [
+            ("failed", "marked failed"),
+            ("success", "marked success"),
+            ("restarting", "cleared"),
+            ("", "deleted"),
+        ],
+    )
+    def test_airflow_stopped_the_task_so_the_batch_is_deleted(self, livy, store, state, why):
+        livy.states_for_new = ["running"] * 10
+        batch = self.waiting_batch(store, livy, policy(state))
+        with pytest.raises(LivyTaskStopped, match=f"deleted: .*{why}"):
+            batch.wait(0.001)
+        assert requests_sent(livy)[-2:] == ["GET /batches/0", "DELETE /batches/0"]
+        assert livy.post_count == 1
+
+    @pytest.mark.parametrize("state", ["running", None])
+    def test_the_worker_goes_away_so_the_batch_is_kept(self, livy, store, state):
+        livy.states_for_new = ["running"] * 10
+        batch = self.waiting_batch(store, livy, policy(state))
+        with pytest.raises(LivyTaskStopped, match="kept"):
+            batch.wait(0.001)
+        assert "DELETE /batches/0" not in requests_sent(livy)
+        assert stored(store).awaits_creation is False, "the record still names the batch for the retry"
+
+    def test_the_worker_goes_away_on_the_last_try_so_the_batch_is_deleted(self, livy, store):
+        livy.states_for_new = ["running"] * 10
+        batch = self.waiting_batch(store, livy, policy("running", retry=False))
+        with pytest.raises(LivyTaskStopped, match="no retry follows"):
+            batch.wait(0.001)
+        assert requests_sent(livy)[-1] == "DELETE /batches/0"
+
+    @pytest.mark.parametrize(
+        ("action", "deleted"), [(KillAction.KEEP_BATCH, False), (KillAction.DELETE_BATCH, True)]
+    )
+    def test_the_dag_can_choose(self, livy, store, action, deleted):
+        livy.states_for_new = ["running"] * 10
+        batch = self.waiting_batch(store, livy, policy("failed" if not deleted else "running", action=action))
+        with pytest.raises(LivyTaskStopped):
+            batch.wait(0.001)
+        assert ("DELETE /batches/0" in requests_sent(livy)) is deleted
+
+    def test_a_timeout_deletes_at_once(self, livy, store):
+        batch = durable(store)
+        batch.submit(SPARK)
+        batch.on_kill(timed_out=True)
+        assert requests_sent(livy)[-2:] == ["GET /batches/0", "DELETE /batches/0"]
+
+    def test_a_kill_during_the_post_deletes_the_batch_once_livy_answered(self, livy, store):
+        batch = DurableBatch(
+            LivyHook(), store=store, key=KEY, task=TASK, log=LOG, kill_policy=policy("failed")
+        )
+        livy.post_failure = lambda body: batch.on_kill(timed_out=False)  # SIGTERM while the POST is in flight
+        with pytest.raises(LivyTaskStopped, match="deleted"):
+            batch.submit(SPARK)
+        assert requests_sent(livy) == ["POST /batches", "GET /batches/0", "DELETE /batches/0"]
+
+    def test_without_a_store_on_kill_deletes_at_once_as_4_6_4_did(self, livy):
+        batch = DurableBatch(
+            LivyHook(), store=None, key=KEY, task=TASK, log=LOG, kill_policy=policy("running")
+        )
+        batch.submit(SPARK)
+        batch.on_kill(timed_out=False)
+        assert requests_sent(livy) == ["POST /batches", "DELETE /batches/0"]
+        with pytest.raises(LivyTaskStopped, match="deleted by this task's on_kill"):
+            batch.wait(0.001)  # not a 404: the error says what happened
+
+
+class TestFencing:
+    def test_a_reconnecting_try_takes_the_batch_over(self, livy, store):
+        livy.add(our_name(), ["running"], id=3)
+        store.set(KEY, BatchRecord(name=our_name(), batch_id=3, owner_try=1).to_json())
+        durable(store, try_number=2).resume(store.get(KEY))
+        assert stored(store).owner_try == 2
+
+    def test_a_stale_try_writes_nothing_and_stops_waiting(self, livy, store):
+        livy.states_for_new = ["starting", "running", "running", "success"]
+        old = durable(store, try_number=1)
+        old.submit(SPARK)
+        store.set(KEY, old.external_id())
+        store.set(KEY, BatchRecord(name=our_name(), batch_id=0, owner_try=2).to_json())  # try 2 reconnected
+        writes = len([entry for entry in livy.journal if entry[0] == "store"])
+        with pytest.raises(LivyBatchTakenOver, match="try 2 took it over"):
+            old.wait(0.001)
+        assert len([entry for entry in livy.journal if entry[0] == "store"]) == writes
+        assert "DELETE /batches/0" not in requests_sent(livy)
 
 
 def test_resume_decisions_read_livy_states_too():

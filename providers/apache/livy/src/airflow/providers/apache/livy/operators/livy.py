@@ -15,13 +15,10 @@
 # specific language governing permissions and limitations
 # under the License.
 """
-Operator that runs a Spark batch through Apache Livy.
+Operator that runs a Spark batch through Apache Livy, crash-safe on Airflow 3.3+ (``durable=True``).
 
-On Airflow 3.3+ it is crash-safe (``durable=True``, the default): the batch's record is kept in the
-task state store before the batch is submitted, so a retry finds the batch an earlier try created
-and a worker that dies at any moment never causes a second batch. The lifecycle lives in
-:class:`~airflow.providers.apache.livy.utils.durable_batch.DurableBatch`; this module is glue.
-Importing it loads no HTTP client: the hook and the trigger are imported when first used.
+The batch's lifecycle lives in :class:`~airflow.providers.apache.livy.utils.durable_batch.DurableBatch`;
+this module is glue. Importing it loads no HTTP client: the hook and trigger are imported on first use.
 """
 
 from __future__ import annotations
@@ -33,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
     AirflowException,
+    AirflowTaskTimeout,
     BaseOperator,
     ResumableJobMixin,
     mask_secret,
@@ -42,6 +40,12 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow.providers.apache.livy.utils.durable_batch import DurableBatch, ResumeDecision, TaskRun
+from airflow.providers.apache.livy.utils.kill_policy import (
+    KillAction,
+    KillPolicy,
+    airflow_state_of,
+    retry_follows,
+)
 from airflow.providers.apache.livy.utils.redaction import credential_conf_values
 
 if TYPE_CHECKING:
@@ -80,11 +84,8 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         For more information on how to use this operator, take a look at the guide:
         :ref:`howto/operator:LivyOperator`
 
-    Three ways to wait, all durable on Airflow 3.3+:
-
-    * ``polling_interval > 0``, ``deferrable=False``: poll from the worker until the batch ends;
-    * ``deferrable=True``: wait in the triggerer;
-    * ``polling_interval=0``, ``deferrable=False``: fire and forget, return once Livy accepted it.
+    It waits by polling from the worker (``polling_interval > 0``), in the triggerer
+    (``deferrable=True``), or not at all (``polling_interval=0``: fire and forget).
 
     :param file: path of the file containing the application to execute (required). (templated)
     :param class_name: name of the application Java/Spark main class. (templated)
@@ -118,7 +119,15 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         Spark conf.
     :param durable: keep the batch across worker crashes (Airflow 3.3+; default ``True``).
         ``False`` submits a new batch on every try, as before AIP-103.
+    :param on_kill_action: what killing the task does to a durable task's batch: ``"auto"`` (the
+        default) deletes it when Airflow means the task to stop (marked failed or success, cleared,
+        ``execution_timeout``) and keeps it when the worker goes away, so the retry reconnects;
+        ``"delete_batch"`` always deletes it; ``"keep_batch"`` never does. Without durability the
+        batch is always deleted, as in 4.6.4.
     """
+
+    MAX_REDEFERRALS = 3
+    """How often a deferred task waits again after the triggerer lost Livy for a moment."""
 
     template_fields: Sequence[str] = ("spark_params",)
     template_fields_renderers = {"spark_params": "json"}
@@ -158,6 +167,7 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
             "openlineage", "spark_inject_transport_info", fallback=False
         ),
         durable: bool | None = None,
+        on_kill_action: str = KillAction.AUTO,
         **kwargs: Any,
     ) -> None:
         if durable is not None:  # only what the DAG gave: the mixin (or its fallback) has the default
@@ -191,7 +201,9 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         self.deferrable = deferrable
         self.openlineage_inject_parent_job_info = openlineage_inject_parent_job_info
         self.openlineage_inject_transport_info = openlineage_inject_transport_info
+        self.on_kill_action = KillAction(on_kill_action)
         self._batch: DurableBatch | None = None
+        self._timed_out = False
 
     @cached_property
     def hook(self) -> LivyHook:
@@ -215,7 +227,11 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
     def execute(self, context: Context) -> Any:
         """Submit (or, after a crash, find) the batch, wait as configured, and return its id."""
         self._inject_openlineage_properties(context)
-        return self.execute_resumable(context)
+        try:
+            return self.execute_resumable(context)
+        except AirflowTaskTimeout:
+            self._timed_out = True  # on_kill comes next: Airflow means this task to stop
+            raise
 
     # ---- ResumableJobMixin ----------------------------------------------------------------------
 
@@ -270,19 +286,20 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
 
         :param batch_id: id of the batch to monitor.
         """
-        batch = self._batch or self._new_batch(store=None, task=None)
+        batch = self._batch or self._new_batch(store=None, ti=None)
         batch.follow(batch_id)
         batch.wait(self._polling_interval)
         batch.result()
 
     def on_kill(self) -> None:
-        """Delete this task's batch when the task is killed."""
-        self.kill()
+        """Delete the batch if Airflow means the task to stop, keep it if the worker goes away."""
+        if self._batch is not None:
+            self._batch.on_kill(timed_out=self._timed_out)
 
     def kill(self) -> None:
         """Delete this task's batch, unless Livy now uses its id for another batch."""
         if self._batch is not None:
-            self._batch.kill()
+            self._batch.delete("LivyOperator.kill() was called")
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Finish the task once the trigger reported that the batch ended (or the wait timed out)."""
@@ -293,10 +310,11 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         if event.get("log_lines") is not None:
             batch.logs_shown()
         if event["status"] == "timeout":
-            batch.kill()
+            batch.delete("the deferred task hit its execution_timeout")
             raise AirflowException(event["response"])
         batch.record_final_state(event.get("state"))
         if event["status"] != "success":
+            self._defer_again_if_transient(batch, event)
             raise AirflowException(event["response"])
         self.log.info("%s completed with response %s", self.task_id, event["response"])
         return self.get_job_result(batch.external_id(), context)
@@ -306,11 +324,14 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
     def _batch_of(self, context: Context) -> DurableBatch:
         """Return this try's :class:`DurableBatch`, kept in the task state store when ``durable``."""
         if self._batch is None:
-            store = context.get("task_state_store") if self.durable else None
-            self._batch = self._new_batch(store=store, task=TaskRun.of(context["ti"], self.retries))
+            self._batch = self._new_batch(
+                context.get("task_state_store") if self.durable else None, context["ti"]
+            )
         return self._batch
 
-    def _new_batch(self, *, store: Any, task: TaskRun | None) -> DurableBatch:
+    def _new_batch(self, store: Any, ti: Any) -> DurableBatch:
+        task = TaskRun.of(ti, self.retries) if ti is not None else None
+        policy = KillPolicy(self.on_kill_action, lambda: airflow_state_of(ti), retry_follows(ti))
         return DurableBatch(
             self.hook,
             store=store,
@@ -318,6 +339,7 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
             task=task,
             log=self.log,
             retry_args=self.retry_args,
+            kill_policy=policy,
         )
 
     def _defer_unless_finished(self, batch: DurableBatch) -> None:
@@ -327,7 +349,16 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         # so execute_complete can delete the batch instead of leaving it running.
         self.defer(trigger=self._trigger_for(batch), method_name="execute_complete")
 
-    def _trigger_for(self, batch: DurableBatch) -> LivyTrigger:
+    def _defer_again_if_transient(self, batch: DurableBatch, event: dict[str, Any]) -> None:
+        """Wait again (a few times) when the trigger's wait failed for a transient reason."""
+        redeferrals = int(event.get("redeferrals") or 0)
+        finished = batch.follow(batch.external_id()).is_finished
+        if event.get("transient") and not finished and redeferrals < self.MAX_REDEFERRALS:
+            self.log.warning("Waiting again for Livy batch %s: %s", batch.batch_id, event["response"])
+            trigger = self._trigger_for(batch, redeferrals=redeferrals + 1)
+            self.defer(trigger=trigger, method_name="execute_complete")
+
+    def _trigger_for(self, batch: DurableBatch, redeferrals: int = 0) -> LivyTrigger:
         record = batch.follow(batch.external_id())
         return _this_module().LivyTrigger(
             batch_id=record.batch_id,
@@ -338,16 +369,12 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
             extra_headers=self._extra_headers,
             execution_timeout=self.execution_timeout,
             endpoint_prefix=self._livy_endpoint_prefix,
-            auth_type=self._trigger_auth_type(),
+            auth_type=_async_auth_type(self._livy_conn_auth_type),
             batch_name=record.name,
             app_id=record.app_id,
+            on_kill_action=self.on_kill_action.on_user_action,
+            redeferrals=redeferrals,
         )
-
-    def _trigger_auth_type(self) -> type | None:
-        """The triggerer's ``aiohttp`` auth class for ``livy_conn_auth_type``."""
-        from airflow.providers.apache.livy.hooks.livy import async_auth_type
-
-        return async_auth_type(self._livy_conn_auth_type)
 
     def _inject_openlineage_properties(self, context: Context) -> None:
         if not (self.openlineage_inject_parent_job_info or self.openlineage_inject_transport_info):
@@ -365,3 +392,9 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
             self.log.debug("Injecting transport information into Spark properties")
             spark_conf = inject_transport_information_into_spark_properties(spark_conf, context)
         self.spark_params["conf"] = spark_conf
+
+
+def _async_auth_type(auth_type: Any) -> type | None:
+    from airflow.providers.apache.livy.hooks.livy import async_auth_type
+
+    return async_auth_type(auth_type)

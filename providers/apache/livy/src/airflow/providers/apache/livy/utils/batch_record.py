@@ -138,6 +138,9 @@ class BatchRecord:
     :param final_state: the terminal state, kept once seen, so it survives Livy forgetting the
         batch; ``error`` without a ``batch_id`` means Livy refused the POST.
     :param delivered_try: the try that returned this batch's result.
+    :param owner_try: the try that owns the batch: the last one that submitted or reconnected. An
+        older try that is still alive (a frozen worker, a partition) never deletes the batch and
+        never writes the record.
     """
 
     name: str | None
@@ -146,6 +149,7 @@ class BatchRecord:
     app_id: str | None = None
     final_state: str | None = None
     delivered_try: int | None = None
+    owner_try: int | None = None
 
     def __post_init__(self) -> None:
         if self.name is not None and not is_valid_batch_name(self.name):
@@ -163,6 +167,8 @@ class BatchRecord:
             raise NotOurRecord("its final state is not a terminal Livy state")
         if self.batch_id is None and self.final_state not in (None, _REJECTED):
             raise NotOurRecord("it has a final state but no batch id")
+        if self.owner_try is not None:
+            _check_int(self.owner_try, "owner try", 0, MAX_TRY_NUMBER)
         if self.delivered_try is not None:
             _check_int(self.delivered_try, "delivered try", 0, MAX_TRY_NUMBER)
             if self.batch_id is None or self.final_state not in (None, BatchState.SUCCESS.value):
@@ -234,6 +240,14 @@ class BatchRecord:
         """Try ``try_number`` returned this batch's result."""
         self._require(self.batch_id is not None, "delivered")
         return dataclasses.replace(self, delivered_try=try_number)
+
+    def owned_by(self, try_number: int) -> BatchRecord:
+        """Try ``try_number`` takes the batch over (it submitted it, or reconnected to it)."""
+        return self if self.owner_try == try_number else dataclasses.replace(self, owner_try=try_number)
+
+    def is_owned_by_a_try_after(self, try_number: int) -> bool:
+        """Whether a later try than ``try_number`` has taken the batch over."""
+        return self.owner_try is not None and self.owner_try > try_number
 
     def _require(self, allowed: bool, transition: str) -> None:
         if not allowed:

@@ -38,7 +38,9 @@ from airflow.providers.apache.livy.exceptions import (
     LivyBatchNotFound,
     LivyBatchRejected,
     LivyBatchReplaced,
+    LivyBatchTakenOver,
     LivyError,
+    LivyTaskStopped,
 )
 from airflow.providers.apache.livy.utils.batch_record import (
     BatchRecord,
@@ -47,6 +49,7 @@ from airflow.providers.apache.livy.utils.batch_record import (
     NotOurRecord,
     batch_name,
 )
+from airflow.providers.apache.livy.utils.kill_policy import KillPolicy
 from airflow.providers.apache.livy.utils.states import BatchOutcome, batch_outcome
 
 if TYPE_CHECKING:
@@ -150,7 +153,11 @@ class DurableBatch:
     :param task: the running try; ``None`` for a batch watched outside a task run.
     :param log: the operator's logger.
     :param retry_args: passed to ``get_batch_state``, as the released operator did.
+    :param kill_policy: when :meth:`on_kill` deletes the batch.
     """
+
+    sleep_slice = 0.5
+    """A wait sleeps in slices this long, so a kill request is acted on within it."""
 
     def __init__(
         self,
@@ -161,6 +168,7 @@ class DurableBatch:
         task: TaskRun | None,
         log: logging.Logger | Any,
         retry_args: dict[str, Any] | None = None,
+        kill_policy: KillPolicy | None = None,
     ) -> None:
         self.hook = hook
         self.store = store
@@ -168,20 +176,33 @@ class DurableBatch:
         self.task = task
         self.log = log
         self.retry_args = retry_args
+        self.kill_policy = kill_policy or KillPolicy()
         self.record: BatchRecord | None = None
         self._verified = False
         self._logs_shown = False
         self._delivered = False
         self._warned_unnamed = False
+        self._kill_requested = False
+        self._deleted_because: str | None = None
 
     # ---- Resuming what an earlier try left -----------------------------------------------------
 
     def resume(self, stored: Any) -> ResumeDecision:
-        """Decide what to do with the value an earlier try stored, checking Livy where it matters."""
+        """
+        Decide what to do with the value an earlier try stored, checking Livy where it matters.
+
+        A try that goes on with the batch (reconnects, or returns its result) takes it over.
+        """
         record = self._parse(stored)
         if record is None:
             return ResumeDecision.SUBMIT
         self.record = record
+        decision = self._decide(record)
+        if decision is not ResumeDecision.SUBMIT and self.task is not None:
+            self._save(self._current.owned_by(self.task.try_number))
+        return decision
+
+    def _decide(self, record: BatchRecord) -> ResumeDecision:
         if record.delivered_try is not None:
             return self._resume_delivered(record)
         if record.is_finished:
@@ -264,14 +285,16 @@ class DurableBatch:
             self._save(record)
             self.record = record.created(self._create(record, batch_kwargs))
         self._verified = True
+        self._honour_kill_request()
         return self._current
 
     def _next_submission(self, previous: BatchRecord | None, prefix: str | None) -> BatchRecord:
-        if previous is not None and previous.awaits_creation:
-            return previous
         assert self.task is not None, "a durable submission needs the task run"
+        if previous is not None and previous.awaits_creation:
+            return previous.owned_by(self.task.try_number)
         submission = 1 if previous is None or previous.is_legacy else previous.submission + 1
-        return BatchRecord.ahead_of_post(self.task.batch_name(submission, prefix), submission)
+        record = BatchRecord.ahead_of_post(self.task.batch_name(submission, prefix), submission)
+        return record.owned_by(self.task.try_number)
 
     def _create(self, record: BatchRecord, batch_kwargs: Mapping[str, Any]) -> int:
         """POST under the record's name; once more if a lost POST created nothing. Refusals are recorded."""
@@ -326,11 +349,23 @@ class DurableBatch:
             if self._recorded_if_finished(state, batch, checks):
                 return
             self.log.info("%s is %s", self._current.describe(), state)
-            time.sleep(polling_interval)
+            self._sleep(polling_interval)
 
     def check(self) -> bool:
         """Read the batch's state once; record it if it finished. Return whether it finished."""
-        return self._recorded_if_finished(*self._poll(full_read=not self._verified))
+        finished = self._recorded_if_finished(*self._poll(full_read=not self._verified))
+        self._honour_kill_request()
+        return finished
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep in slices, acting on a kill request (made by ``on_kill``) between them."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self._honour_kill_request()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            time.sleep(min(remaining, self.sleep_slice))
 
     def record_final_state(self, state: str | None) -> None:
         """Record the terminal ``state`` a trigger saw (``None``: it saw none)."""
@@ -343,10 +378,17 @@ class DurableBatch:
 
         A batch known by its id alone (no name, no app id) has nothing to check: only its state is read.
         """
-        batch = self._read_own_batch() if full_read and self._current.is_identifiable else None
-        if batch is not None and isinstance(batch.get("state"), str):
-            return batch["state"], batch
-        return self.hook.get_batch_state(self._current_id, retry_args=self.retry_args).value, batch
+        self._raise_if_deleted_by_kill()
+        try:
+            batch = self._read_own_batch() if full_read and self._current.is_identifiable else None
+            if batch is not None:
+                self._fence()
+                if isinstance(batch.get("state"), str):
+                    return batch["state"], batch
+            return self.hook.get_batch_state(self._current_id, retry_args=self.retry_args).value, batch
+        except LivyBatchNotFound:
+            self._raise_if_deleted_by_kill()
+            raise
 
     def _recorded_if_finished(
         self, state: str, batch: dict[str, Any] | None, checks: IdentityChecks | None = None
@@ -425,25 +467,97 @@ class DurableBatch:
 
     # ---- Killing -------------------------------------------------------------------------------
 
-    def kill(self) -> None:
-        """Delete the batch; one of ours by name only if Livy still holds it under its id."""
+    def on_kill(self, *, timed_out: bool) -> None:
+        """
+        Airflow is killing this try: delete the batch or keep it, as the :class:`KillPolicy` says.
+
+        Called from the task runner's SIGTERM handler, where the task's channel to the API server
+        must not be used (the interrupted code may hold it): a durable try only notes the request,
+        and the waiting code acts on it within :attr:`sleep_slice`. After ``execution_timeout`` the
+        task's code has stopped, so the decision is made at once.
+        """
+        if self.record is None:
+            return
+        if self.store is None:
+            self.delete("durable=False, as provider 4.6.4 did")
+        elif timed_out:
+            self._act(*self.kill_policy.on_timeout())
+        else:
+            self._kill_requested = True
+
+    def _honour_kill_request(self) -> None:
+        """Act on a kill request ``on_kill`` made; the try then stops with an error that says why."""
+        if not self._kill_requested:
+            return
+        self._kill_requested = False
+        delete, why = self.kill_policy.on_sigterm()
+        self._act(delete, why)
+        what = "deleted" if delete else "kept"
+        raise LivyTaskStopped(f"The task was killed and Livy {self._current.describe()} was {what}: {why}")
+
+    def _act(self, delete: bool, why: str) -> None:
+        if delete:
+            self.delete(why)
+        else:
+            self.log.warning("Keeping Livy %s: %s", self._current.describe(), why)
+
+    def delete(self, why: str) -> None:
+        """
+        Delete the batch, saying why; only this try's own batch (by name), and only if it owns it.
+
+        Before Livy answered the POST the batch is found by the name written ahead.
+        """
         record = self.record
-        if record is None or record.batch_id is None:
+        if record is None:
             return
-        if record.name is None:
-            self.hook.delete_batch(record.batch_id)
+        try:
+            self._fence()
+        except LivyBatchTakenOver as taken_over:
+            self.log.warning("Not deleting Livy %s: %s", record.describe(), taken_over)
             return
+        batch_id = record.batch_id
+        if batch_id is None:
+            found = self._find_by_name(record.name)
+            batch_id = None if found is None else found.get("id")
+        elif record.name is not None and not self._still_ours(record):
+            return
+        if batch_id is None:
+            self.log.info("Livy holds no batch %s; nothing to delete", record.describe())
+            return
+        self.log.warning("Deleting Livy %s: %s", record.describe(), why)
+        self._deleted_because = why
+        self.hook.delete_batch(batch_id)
+
+    def _still_ours(self, record: BatchRecord) -> bool:
+        assert record.batch_id is not None
         try:
             batch = self.hook.get_batch(record.batch_id)
         except LivyBatchNotFound:
             self.log.info("%s is already gone; nothing to delete", record.describe())
-            return
+            return False
         if not self._is_ours(record, batch):
             self.log.warning(
                 "Not deleting Livy batch %s: it is now %r, not ours", record.batch_id, batch.get("name")
             )
+            return False
+        return True
+
+    def _raise_if_deleted_by_kill(self) -> None:
+        if self._deleted_because is not None:
+            raise LivyTaskStopped(
+                f"Livy {self._current.describe()} was deleted by this task's on_kill: {self._deleted_because}"
+            )
+
+    def _fence(self) -> None:
+        """Raise if a later try has taken the batch over: this try is stale and must not touch it."""
+        if self.task is None or self.store is None:
             return
-        self.hook.delete_batch(record.batch_id)
+        stored = self._parse(self.store.get(self.key))
+        if stored is not None and stored.is_owned_by_a_try_after(self.task.try_number):
+            raise LivyBatchTakenOver(
+                f"try {self.task.try_number} no longer owns Livy {stored.describe()}: try "
+                f"{stored.owner_try} took it over, so this try stops and leaves the batch alone"
+            )
 
     # ---- Identity ------------------------------------------------------------------------------
 
@@ -525,9 +639,11 @@ class DurableBatch:
         return batch_id
 
     def _save(self, record: BatchRecord) -> None:
-        self.record = record
+        """Store ``record`` (the whole record), unless a later try owns the batch now."""
         if self.store is not None:
+            self._fence()
             self.store.set(self.key, record.to_json())
+        self.record = record
 
     def _update(self, record: BatchRecord) -> None:
         """Save ``record`` if it differs from the current one."""
