@@ -73,3 +73,11 @@ class LivyResponseError(LivyError):
 
 class LivyBatchReplaced(AirflowException):
     """Livy holds another batch under this batch's id: it restarted without recovery and reused the id."""
+
+
+class LivyBatchTakenOver(AirflowException):
+    """A later try of the task owns the batch now: this (stale) try must not touch it."""
+
+
+class LivyTaskStopped(AirflowException):
+    """The task process was told to stop (``on_kill``); the message says what became of the batch."""

@@ -474,6 +474,55 @@ def test_create_batch_lookup_that_fails_too_propagates(mocked_responses, livy_ba
     assert sent(mocked_responses) == [("POST", "/batches"), ("GET", f"/batches/{NAME}")]
 
 
+LOOKUP_ERRORS = [
+    (401, "", LivyAuthError),
+    (403, json.dumps({"msg": "User not authorised to use Livy."}), LivyAuthError),
+    (429, "Too Many Requests", LivyHttpError),
+    (404, "<html><body>Knox: no such topology</body></html>", LivyHttpError),
+    (404, "", LivyHttpError),
+    (503, "unavailable", LivyHttpError),
+]
+LOOKUP_ERROR_IDS = ["401", "403", "429", "404-html", "404-empty", "503"]
+
+
+@pytest.mark.parametrize(("status", "body", "error_class"), LOOKUP_ERRORS, ids=LOOKUP_ERROR_IDS)
+@pytest.mark.parametrize(
+    "post_outcome",
+    [
+        {"body": requests.ConnectionError("reset")},
+        {"body": requests.ReadTimeout("read timed out")},
+        {"status": 400, "body": duplicate_name_reply()},
+    ],
+    ids=["connection-error", "timeout", "duplicate-name"],
+)
+def test_create_batch_lookup_error_propagates(
+    mocked_responses, livy_base_url, post_outcome, status, body, error_class
+):
+    # Only Livy's own "not found" says no batch has the name; anything else says nothing about the
+    # POST, so it is neither a refusal nor "not created", and nothing is posted again.
+    mocked_responses.post(f"{livy_base_url}/batches", **post_outcome)
+    mocked_responses.get(f"{livy_base_url}/batches/{NAME}", status=status, body=body)
+
+    with pytest.raises(LivyHttpError) as error:
+        LivyHook().create_batch(NAME, BATCH_KWARGS)
+
+    assert type(error.value) is error_class
+    assert not isinstance(error.value, LivyBatchRejected | LivyBatchNotFound)
+    assert error.value.http_status == status
+    assert error.value.endpoint == f"/batches/{NAME}"
+    assert sent(mocked_responses) == [("POST", "/batches"), ("GET", f"/batches/{NAME}")]
+
+
+def test_create_batch_lookup_livy_0_5_not_found_is_not_created(mocked_responses, livy_base_url):
+    mocked_responses.post(f"{livy_base_url}/batches", body=requests.ReadTimeout("read timed out"))
+    mocked_responses.get(
+        f"{livy_base_url}/batches/{NAME}", status=404, body=json.dumps(f"Session '{NAME}' not found.")
+    )
+    with pytest.raises(LivyBatchNotCreated):
+        LivyHook().create_batch(NAME, BATCH_KWARGS)
+    assert sent(mocked_responses) == [("POST", "/batches"), ("GET", f"/batches/{NAME}")]
+
+
 def test_create_batch_lookup_uses_the_hooks_retry_args(mocked_responses, livy_base_url):
     mocked_responses.post(f"{livy_base_url}/batches", body=requests.ConnectionError("reset"))
     mocked_responses.get(f"{livy_base_url}/batches/{NAME}", status=503, body="unavailable")
@@ -588,6 +637,25 @@ def test_create_batch_resolves_a_lost_reply_from_an_overridden_post_batch(mocked
     assert sent(mocked_responses) == [("GET", f"/batches/{NAME}")]
 
 
+def test_create_batch_rejects_only_the_posts_own_4xx(mocked_responses):
+    # An overridden post_batch that fails on another request (here a GET) was not refused.
+    other = LivyHttpError("x", endpoint="/batches/7", http_status=403, livy_message="no", batch=7)
+    hook = RecordingHook(other)
+    with pytest.raises(LivyHttpError) as error:
+        hook.create_batch(NAME, BATCH_KWARGS)
+    assert error.value is other
+    assert len(hook.posted) == 1
+    assert len(mocked_responses.calls) == 0
+
+
+def test_create_batch_rejects_the_posts_4xx_behind_a_gateway(mocked_responses, livy_base_url):
+    mocked_responses.post(f"{livy_base_url}/gw/batches", status=404, body="<html>no route</html>")
+    with pytest.raises(LivyBatchRejected) as error:
+        LivyHook(endpoint_prefix="gw").create_batch(NAME, BATCH_KWARGS)
+    assert error.value.http_status == 404
+    assert sent(mocked_responses) == [("POST", "/gw/batches")]
+
+
 def test_create_batch_with_a_mocked_post_batch(mocked_responses, livy_base_url):
     mocked_responses.get(
         f"{livy_base_url}/batches/{NAME}", status=404, json={"msg": f"Session '{NAME}' not found."}
@@ -627,6 +695,60 @@ def test_get_batch_by_name(mocked_responses, livy_base_url):
     reply = batch_json(9, name="etl-s2-0123abcd")
     mocked_responses.get(f"{livy_base_url}/batches/etl-s2-0123abcd", json=reply)
     assert LivyHook().get_batch_by_name("etl-s2-0123abcd") == reply
+
+
+NOT_LIVYS_404 = [
+    ("<html><body><h2>HTTP ERROR 404</h2>Not Found</body></html>", "text/html"),
+    ("", "text/plain"),
+    (json.dumps({"msg": "Not Found"}), "application/json"),
+]
+NOT_LIVYS_404_IDS = ["html", "empty", "other-json"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "call", "batch"),
+    [
+        ("GET", "/batches/3", lambda hook: hook.get_batch(3), 3),
+        ("GET", "/batches/3/state", lambda hook: hook.get_batch_state(3), 3),
+        ("GET", "/batches/etl-s1-x", lambda hook: hook.get_batch_by_name("etl-s1-x"), "etl-s1-x"),
+        ("DELETE", "/batches/3", lambda hook: hook.delete_batch(3), 3),
+    ],
+    ids=["get_batch", "get_batch_state", "get_batch_by_name", "delete_batch"],
+)
+@pytest.mark.parametrize(("body", "content_type"), NOT_LIVYS_404, ids=NOT_LIVYS_404_IDS)
+def test_a_404_that_is_not_livys_is_not_batch_not_found(
+    mocked_responses, livy_base_url, method, path, call, batch, body, content_type
+):
+    # Not "already gone" for delete_batch either: a gateway's 404 says nothing about the batch.
+    mocked_responses.add(method, f"{livy_base_url}{path}", status=404, body=body, content_type=content_type)
+    with pytest.raises(LivyHttpError) as error:
+        call(LivyHook(retry_args=FAST_RETRY))
+    assert type(error.value) is LivyHttpError
+    assert error.value.http_status == 404
+    assert error.value.batch == batch
+    assert sent(mocked_responses) == [(method, path)]
+
+
+@pytest.mark.parametrize(
+    ("path", "call", "body"),
+    [
+        ("/batches/3", lambda hook: hook.get_batch(3), {"msg": "Session '3' not found."}),
+        ("/batches/3", lambda hook: hook.get_batch(3), "Session '3' not found."),
+        ("/batches/3/state", lambda hook: hook.get_batch_state(3), {"msg": "Session '3' not found."}),
+        ("/batches/3/state", lambda hook: hook.get_batch_state(3), "Session '3' not found."),
+        (
+            "/batches/etl-s1-x",
+            lambda hook: hook.get_batch_by_name("etl-s1-x"),
+            {"msg": "Session 'etl-s1-x' not found."},
+        ),
+    ],
+    ids=["get_batch", "get_batch-0.5", "get_batch_state", "get_batch_state-0.5", "get_batch_by_name"],
+)
+def test_livys_own_404_is_batch_not_found(mocked_responses, livy_base_url, path, call, body):
+    mocked_responses.get(f"{livy_base_url}{path}", status=404, json=body)
+    with pytest.raises(LivyBatchNotFound):
+        call(LivyHook())
+    assert sent(mocked_responses) == [("GET", path)]
 
 
 def test_get_batch_by_name_not_found(mocked_responses, livy_base_url):
@@ -723,8 +845,13 @@ def test_delete_batch(mocked_responses, livy_base_url):
     assert request.headers[CSRF_HEADER]
 
 
-def test_delete_batch_already_gone(mocked_responses, livy_base_url):
-    mocked_responses.delete(f"{livy_base_url}/batches/6", status=404, json={"msg": "Session '6' not found."})
+@pytest.mark.parametrize(
+    "body",
+    [{"msg": "Session '6' not found."}, "Session '6' not found.", {"msg": "Session 6 already stopped."}],
+    ids=["livy-0.6+", "livy-0.5", "already-stopped"],
+)
+def test_delete_batch_already_gone(mocked_responses, livy_base_url, body):
+    mocked_responses.delete(f"{livy_base_url}/batches/6", status=404, json=body)
     assert LivyHook().delete_batch(6) == {"msg": "not found"}
     assert len(mocked_responses.calls) == 1
 

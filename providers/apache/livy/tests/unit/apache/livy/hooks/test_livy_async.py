@@ -90,6 +90,7 @@ async def test_run_method_html_body_is_an_error(livy_server):
         lambda hook: hook.get_batch(1),
         lambda hook: hook.get_batch_logs(1, 0, 100),
         lambda hook: hook.dump_batch_logs(1),
+        lambda hook: hook.delete_batch(1),
     ],
     ids=[
         "run_method-get",
@@ -98,6 +99,7 @@ async def test_run_method_html_body_is_an_error(livy_server):
         "get_batch",
         "get_batch_logs",
         "dump_batch_logs",
+        "delete_batch",
     ],
 )
 async def test_unreachable_livy_raises(make_livy_conn, call):
@@ -191,6 +193,113 @@ async def test_get_batch_not_found(livy_server):
     result = await LivyAsyncHook().get_batch(3)
     assert result["status"] == "error"
     assert result["status_code"] == 404
+
+
+LIVYS_404 = [{"msg": "Session '3' not found."}, "Session '3' not found."]
+NOT_LIVYS_404 = [
+    ("<html><body><h2>HTTP ERROR 404</h2>Not Found</body></html>", "text/html"),
+    ("", "text/plain"),
+    ('{"msg": "Not Found"}', "application/json"),
+    ('{"msg": "Session \'7\' not found."}', "application/json"),
+]
+NOT_LIVYS_404_IDS = ["html", "empty", "other-json", "another-batch"]
+
+
+@pytest.mark.parametrize("body", LIVYS_404, ids=["livy-0.6+", "livy-0.5"])
+@pytest.mark.parametrize(
+    ("path", "call"),
+    [
+        ("/batches/3", lambda hook: hook.get_batch(3)),
+        ("/batches/3/state", lambda hook: hook.get_batch_state(3)),
+    ],
+    ids=["get_batch", "get_batch_state"],
+)
+async def test_livys_own_404_is_marked_batch_not_found(livy_server, path, call, body):
+    livy_server.reply("GET", path, status=404, json_body=body)
+    result = await call(LivyAsyncHook())
+    assert result["status"] == "error"
+    assert result["status_code"] == 404
+    assert result["batch_not_found"] is True
+
+
+@pytest.mark.parametrize(("body", "content_type"), NOT_LIVYS_404, ids=NOT_LIVYS_404_IDS)
+@pytest.mark.parametrize(
+    ("path", "call"),
+    [
+        ("/batches/3", lambda hook: hook.get_batch(3)),
+        ("/batches/3/state", lambda hook: hook.get_batch_state(3)),
+    ],
+    ids=["get_batch", "get_batch_state"],
+)
+async def test_another_404_is_not_batch_not_found(livy_server, path, call, body, content_type):
+    livy_server.reply("GET", path, status=404, body=body, content_type=content_type)
+    result = await call(LivyAsyncHook())
+    assert result["status"] == "error"
+    assert result["status_code"] == 404
+    assert result["batch_not_found"] is False
+    assert "not Livy's own" in result["response"]
+
+
+# ---- delete --------------------------------------------------------------------------------------
+
+
+async def test_delete_batch(livy_server):
+    livy_server.reply("DELETE", "/batches/3", json_body={"msg": "deleted"})
+    result = await LivyAsyncHook(extra_headers={"X-Tenant": "blue"}).delete_batch(3)
+    assert result == {"status": "success", "response": {"msg": "deleted"}}
+    request = livy_server.requests[0]
+    assert (request.method, request.path) == ("DELETE", "/batches/3")
+    assert request.headers[CSRF_HEADER]
+    assert request.headers["X-Tenant"] == "blue"
+
+
+async def test_delete_batch_behind_a_gateway(livy_server):
+    livy_server.reply("DELETE", "/gw/livy/batches/3", json_body={"msg": "deleted"})
+    result = await LivyAsyncHook(endpoint_prefix="gw/livy/").delete_batch("3")
+    assert result["status"] == "success"
+    assert [(r.method, r.path) for r in livy_server.requests] == [("DELETE", "/gw/livy/batches/3")]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [*LIVYS_404, {"msg": "Session 3 already stopped."}],
+    ids=["livy-0.6+", "livy-0.5", "already-stopped"],
+)
+async def test_delete_batch_livys_not_found_is_done(livy_server, body):
+    livy_server.reply("DELETE", "/batches/3", status=404, json_body=body)
+    result = await LivyAsyncHook().delete_batch(3)
+    assert result == {"status": "success", "response": "not found"}
+    assert len(livy_server.requests) == 1
+
+
+@pytest.mark.parametrize(("body", "content_type"), NOT_LIVYS_404, ids=NOT_LIVYS_404_IDS)
+async def test_delete_batch_another_404_is_an_error(livy_server, body, content_type):
+    livy_server.reply("DELETE", "/batches/3", status=404, body=body, content_type=content_type)
+    result = await LivyAsyncHook().delete_batch(3)
+    assert result["status"] == "error"
+    assert result["status_code"] == 404
+    assert result["batch_not_found"] is False
+    assert len(livy_server.requests) == 1
+
+
+@pytest.mark.parametrize("status", [400, 403, 500])
+async def test_delete_batch_error_reply_is_a_dict(livy_server, status):
+    livy_server.reply("DELETE", "/batches/3", status=status, json_body={"msg": "kill failed"})
+    result = await LivyAsyncHook().delete_batch(3)
+    assert result["status"] == "error"
+    assert result["status_code"] == status
+    assert "kill failed" in result["response"]
+    assert len(livy_server.requests) == 1
+
+
+@pytest.mark.parametrize("value", ["../3", "-1", None, True, 2**31])
+async def test_delete_batch_rejects_a_bad_id(livy_server, value):
+    with pytest.raises((TypeError, ValueError)):
+        await LivyAsyncHook().delete_batch(value)
+    assert livy_server.requests == []
+
+
+# ---- logs ------------------------------------------------------------------------------------------
 
 
 async def test_get_batch_logs(livy_server):

@@ -22,6 +22,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import pytest
 import requests
 import tenacity
@@ -39,7 +40,10 @@ from airflow.providers.apache.livy.hooks._transport import (
     CSRF_HEADER,
     LOST_REPLY_ERRORS,
     LogPager,
+    is_livy_not_found,
     is_refusal,
+    is_transient_status,
+    is_transient_transport_error,
     read_livy_reply,
     read_retry_args,
     request_headers,
@@ -95,7 +99,7 @@ def test_2xx_json_is_returned(status, body):
     [
         (401, LivyAuthError),
         (403, LivyAuthError),
-        (404, LivyBatchNotFound),
+        (404, LivyHttpError),  # a 404 whose body is not Livy's "not found" (see below)
         (400, LivyHttpError),
         (409, LivyHttpError),
         (500, LivyHttpError),
@@ -120,6 +124,74 @@ def test_error_statuses_are_typed(status, error_class):
     assert "batch 3" in message
     assert "GET /batches/3" in message
     assert f"livy says {status}" in message
+
+
+LIVY_NOT_FOUND_BODIES = [
+    (json.dumps({"msg": "Session '3' not found."}), "/batches/3"),
+    (json.dumps({"msg": "Session '3' not found."}), "/batches/3/state"),
+    (json.dumps({"msg": "Session '3' not found."}), "/gateway/livy/batches/3/log"),
+    (json.dumps("Session '3' not found."), "/batches/3"),
+    (json.dumps({"msg": "Session 'etl-s1-x' not found."}), "/batches/etl-s1-x"),
+    ('{"msg":"Session \'3\' not found."}', "/batches/3"),
+    (json.dumps({"msg": "Session 3 already stopped."}), "/batches/3"),
+    (json.dumps({"msg": "Session '3' not found."}), "/version"),
+]
+
+
+@pytest.mark.parametrize(("body", "endpoint"), LIVY_NOT_FOUND_BODIES)
+def test_livys_own_not_found_is_batch_not_found(body, endpoint):
+    assert is_livy_not_found(body, endpoint)
+    with pytest.raises(LivyBatchNotFound) as error:
+        read_livy_reply(404, body, method="GET", endpoint=endpoint, batch=3)
+    assert error.value.http_status == 404
+    assert error.value.endpoint == endpoint
+
+
+@pytest.mark.parametrize(
+    ("body", "endpoint"),
+    [
+        ("<html><body><h2>HTTP ERROR 404</h2>Not Found</body></html>", "/batches/3"),
+        ("", "/batches/3"),
+        ("Not Found", "/batches/3"),
+        (json.dumps({"msg": "Not Found"}), "/batches/3"),
+        (json.dumps({"message": "Session '3' not found."}), "/batches/3"),
+        (json.dumps({"msg": "Session '3' not found. Try again"}), "/batches/3"),
+        (json.dumps({"msg": "Session '7' not found."}), "/batches/3"),  # about another batch
+        (json.dumps({"msg": "Session 'x' not found."}), "/batches/etl-s1-x"),
+        (json.dumps({"status": 404, "error": "Not Found", "path": "/batches/3"}), "/batches/3"),
+        (json.dumps(["Session '3' not found."]), "/batches/3"),
+        (json.dumps(None), "/batches/3"),
+    ],
+    ids=[
+        "html",
+        "empty",
+        "text",
+        "other-msg",
+        "other-key",
+        "more-text",
+        "other-id",
+        "other-name",
+        "gateway-json",
+        "list",
+        "null",
+    ],
+)
+def test_any_other_404_is_a_plain_http_error(body, endpoint):
+    assert not is_livy_not_found(body, endpoint)
+    with pytest.raises(LivyHttpError) as error:
+        read_livy_reply(404, body, method="GET", endpoint=endpoint, batch=3)
+    assert type(error.value) is LivyHttpError
+    assert error.value.http_status == 404
+    assert error.value.endpoint == endpoint
+    assert "not Livy's own" in str(error.value)
+
+
+def test_not_found_text_on_another_status_is_not_batch_not_found():
+    with pytest.raises(LivyHttpError) as error:
+        read_livy_reply(
+            500, json.dumps({"msg": "Session '3' not found."}), method="GET", endpoint="/batches/3"
+        )
+    assert type(error.value) is LivyHttpError
 
 
 def test_error_without_a_batch_names_livy():
@@ -289,6 +361,49 @@ def test_other_errors_are_not_lost_replies(error):
     assert not isinstance(error, LOST_REPLY_ERRORS)
 
 
+# ---- transient errors --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "transient"),
+    [
+        (500, True),
+        (502, True),
+        (503, True),
+        (504, True),
+        (429, True),
+        (400, False),
+        (401, False),
+        (403, False),
+        (404, False),
+        (409, False),
+        (302, False),
+        (None, False),
+    ],
+)
+def test_is_transient_status(status, transient):
+    assert is_transient_status(status) is transient
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (aiohttp.ServerDisconnectedError(), True),
+        (aiohttp.ClientOSError(104, "reset by peer"), True),
+        (aiohttp.ServerTimeoutError("read timeout"), True),
+        (aiohttp.ClientPayloadError("truncated"), True),
+        (TimeoutError(), True),
+        (aiohttp.InvalidURL("not a url"), False),
+        (ValueError("a bug"), False),
+        (LivyResponseError("x", endpoint="/"), False),
+        (RuntimeError("event loop trouble"), False),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else str(value),
+)
+def test_is_transient_transport_error(error, transient):
+    assert is_transient_transport_error(error) is transient
+
+
 # ---- read retries ------------------------------------------------------------------------------------------
 
 
@@ -335,7 +450,13 @@ def test_lost_replies_are_retried(error):
     assert read.calls == 2
 
 
-@pytest.mark.parametrize("status", [200, 400, 401, 403, 404, 409, 429])
+def test_429_replies_are_retried():
+    read = Script(response(429), response(200))
+    assert read_with(FAST_RETRY, read).status_code == 200
+    assert read.calls == 2
+
+
+@pytest.mark.parametrize("status", [200, 400, 401, 403, 404, 409])
 def test_other_replies_are_not_retried(status):
     read = Script(response(status), response(200))
     assert read_with(FAST_RETRY, read).status_code == status

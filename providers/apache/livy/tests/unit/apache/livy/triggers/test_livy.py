@@ -22,6 +22,7 @@ The replies come from the ``livy_server`` fixture, a scripted Livy listening on 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import functools
@@ -76,6 +77,8 @@ def full_trigger(**overrides: Any) -> LivyTrigger:
         "auth_type": GatewayAuth,
         "batch_name": "etl-s1-0123456789",
         "app_id": "application_1700000000000_0042",
+        "on_kill_action": "keep_batch",
+        "redeferrals": 2,
         **overrides,
     }
     return LivyTrigger(**arguments)
@@ -104,7 +107,13 @@ def test_signature_keeps_the_released_parameters():
         ("endpoint_prefix", None),
     ]
     assert [(name, parameter.default) for name, parameter in parameters[: len(released)]] == released
-    assert all(parameter.default is None for _, parameter in parameters[len(released) :])
+    assert [(name, parameter.default) for name, parameter in parameters[len(released) :]] == [
+        ("auth_type", None),
+        ("batch_name", None),
+        ("app_id", None),
+        ("on_kill_action", "delete_batch"),
+        ("redeferrals", 0),
+    ]
 
 
 def test_serialize_round_trips():
@@ -125,14 +134,40 @@ def test_serialize_round_trips():
     assert kwargs["endpoint_prefix"] == "/gateway/livy"
     assert kwargs["batch_name"] == "etl-s1-0123456789"
     assert kwargs["app_id"] == "application_1700000000000_0042"
+    assert kwargs["on_kill_action"] == "keep_batch"
+    assert kwargs["redeferrals"] == 2
     assert "livy_hook_async" not in kwargs
 
 
-def test_new_parameters_default_to_none():
+def test_new_parameters_defaults():
     _, kwargs = LivyTrigger(batch_id=1, spark_params={}).serialize()
     assert kwargs["batch_name"] is None
     assert kwargs["app_id"] is None
     assert kwargs["auth_type"] is None
+    assert kwargs["on_kill_action"] == "delete_batch"
+    assert kwargs["redeferrals"] == 0
+
+
+def test_a_4_6_4_style_serialized_trigger_still_builds():
+    # A trigger row written before on_kill_action and redeferrals existed.
+    kwargs = {
+        "batch_id": 3,
+        "spark_params": {},
+        "livy_conn_id": "livy_default",
+        "polling_interval": 30,
+        "extra_options": None,
+        "extra_headers": None,
+        "execution_timeout": None,
+        "endpoint_prefix": None,
+    }
+    _, rebuilt = LivyTrigger(**kwargs).serialize()
+    assert (rebuilt["on_kill_action"], rebuilt["redeferrals"]) == ("delete_batch", 0)
+
+
+@pytest.mark.parametrize("action", ["delete", "keep", "", None, "KEEP_BATCH"])
+def test_an_unknown_on_kill_action_is_refused(action):
+    with pytest.raises(ValueError, match="on_kill_action"):
+        LivyTrigger(batch_id=1, spark_params={}, on_kill_action=action)
 
 
 def test_serialized_kwargs_survive_airflow_serialization():
@@ -196,64 +231,73 @@ def test_hook_is_built_from_the_serialized_arguments():
 # ---- polling ------------------------------------------------------------------------------------
 
 
-def script_log(livy_server, lines, batch_id=1, prefix=""):
-    livy_server.reply(
-        "GET",
-        f"{prefix}/batches/{batch_id}/log",
-        json_body={"id": batch_id, "from": 0, "total": len(lines), "log": lines},
-    )
-
-
-async def test_success_event_with_logs(livy_server):
+async def test_success_event(livy_server):
     for state in ("starting", "running", "success"):
         livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": state})
-    script_log(livy_server, ["stdout: ", "job done"])
     event = await run_trigger(LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL))
-    assert event["status"] == "success"
-    assert event["batch_id"] == 1
-    assert event["state"] == "success"
-    assert event["log_lines"] == ["stdout: ", "job done"]
-    assert livy_server.paths() == ["/batches/1/state"] * 3 + ["/batches/1/log"]
+    assert event == {
+        "status": "success",
+        "batch_id": 1,
+        "response": "Batch 1 succeeded",
+        "log_lines": None,
+        "redeferrals": 0,
+        "state": "success",
+    }
+    # The log is not read here: the worker shows it once (execute_complete).
+    assert livy_server.paths() == ["/batches/1/state"] * 3
 
 
 @pytest.mark.parametrize("state", ["dead", "killed", "error"])
 async def test_failed_batch_gives_an_error_event_with_its_state(livy_server, state):
     livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": "running"})
     livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": state})
-    script_log(livy_server, ["stderr: ", "Exception in thread main"])
     event = await run_trigger(LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL))
     assert event["status"] == "error"
     assert event["state"] == state
     assert state in event["response"]
-    assert event["log_lines"] == ["stderr: ", "Exception in thread main"]
+    assert event["log_lines"] is None
+    assert event["transient"] is False
+    assert livy_server.paths() == ["/batches/1/state"] * 2
 
 
 @pytest.mark.parametrize("state", ["recovering", "not_started", "hibernating"])
 async def test_non_terminal_states_keep_polling(livy_server, state):
     livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": state})
     livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": "success"})
-    script_log(livy_server, [])
     event = await run_trigger(LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL))
     assert event["status"] == "success"
-    assert livy_server.paths().count("/batches/1/state") == 2
+    assert livy_server.paths() == ["/batches/1/state"] * 2
+
+
+UNREADABLE_REPLIES = [
+    # status, body, content type, a text the response shows, transient
+    (404, '{"msg": "Session \'1\' not found."}', "application/json", "not found", False),
+    (404, "<html>Knox: no such topology</html>", "text/html", "Knox", False),
+    (400, '{"msg": "For input string: x"}', "application/json", "For input string", False),
+    (401, "", "text/plain", "401", False),
+    (403, '{"msg": "User not authorised to use Livy."}', "application/json", "not authorised", False),
+    (429, "Too Many Requests", "text/plain", "429", True),
+    (500, '{"msg": "internal trouble"}', "application/json", "internal trouble", True),
+    (503, "<html>Service Unavailable</html>", "text/html", "503", True),
+    (200, "<html>gateway login</html>", "text/html", "gateway login", False),
+    (200, '{"id": 1}', "application/json", "batch 1", False),
+]
+UNREADABLE_IDS = ["404-livy", "404-html", "400", "401", "403", "429", "500", "503", "html", "no-state"]
 
 
 @pytest.mark.parametrize(
-    ("status", "body", "content_type", "expected"),
-    [
-        (404, '{"msg": "Session \'1\' not found."}', "application/json", "not found"),
-        (500, '{"msg": "internal trouble"}', "application/json", "internal trouble"),
-        (200, "<html>gateway login</html>", "text/html", "gateway login"),
-        (200, '{"id": 1}', "application/json", "batch 1"),
-    ],
-    ids=["404", "500", "html", "no-state"],
+    ("status", "body", "content_type", "expected", "transient"), UNREADABLE_REPLIES, ids=UNREADABLE_IDS
 )
-async def test_unreadable_state_gives_an_error_event(livy_server, status, body, content_type, expected):
+async def test_unreadable_state_gives_an_error_event(
+    livy_server, status, body, content_type, expected, transient
+):
     livy_server.reply("GET", "/batches/1/state", status=status, body=body, content_type=content_type)
-    event = await run_trigger(LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL))
+    event = await run_trigger(LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL, redeferrals=1))
     assert event["status"] == "error"
     assert event["batch_id"] == 1
     assert expected in event["response"]
+    assert event["transient"] is transient
+    assert event["redeferrals"] == 1
     assert "state" not in event
     assert livy_server.paths() == ["/batches/1/state"]
 
@@ -280,13 +324,23 @@ async def test_polling_interval_zero_reports_success_at_once(livy_server):
     assert livy_server.requests == []
 
 
-async def test_log_failure_still_reports_the_outcome(livy_server):
-    livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": "success"})
-    livy_server.reply("GET", "/batches/1/log", status=403, body="")
-    event = await run_trigger(LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL))
-    assert event["status"] == "success"
-    assert event["state"] == "success"
-    assert event["log_lines"] is None
+async def test_the_trigger_never_reads_the_log(livy_server):
+    # A Livy log of thousands of lines would otherwise be logged twice and stored in the event.
+    livy_server.reply(
+        "GET", "/batches/1", json_body={"id": 1, "name": NAME, "state": "running", "appId": None}
+    )
+    livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": "dead"})
+    livy_server.reply("GET", "/batches/1", json_body={"id": 1, "name": NAME, "state": "dead", "appId": None})
+    hook = LivyAsyncHook()
+    with mock.patch.object(LivyAsyncHook, "dump_batch_logs") as dump_batch_logs:
+        event = await run_trigger(
+            LivyTrigger(
+                batch_id=1, spark_params={}, polling_interval=POLL, batch_name=NAME, livy_hook_async=hook
+            )
+        )
+    assert (event["status"], event["state"], event["log_lines"]) == ("error", "dead", None)
+    assert livy_server.paths() == ["/batches/1", "/batches/1/state", "/batches/1"]
+    dump_batch_logs.assert_not_called()
 
 
 async def test_invalid_batch_id_gives_an_error_event(livy_server):
@@ -300,13 +354,18 @@ async def test_execution_timeout_of_zero_times_out_after_one_poll(livy_server):
     livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": "running"})
     trigger = LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL, execution_timeout=timedelta(0))
     event = await run_trigger(trigger)
-    assert event == {"status": "timeout", "batch_id": 1, "response": "Batch 1 timed out", "log_lines": None}
+    assert event == {
+        "status": "timeout",
+        "batch_id": 1,
+        "response": "Batch 1 timed out",
+        "log_lines": None,
+        "redeferrals": 0,
+    }
     assert livy_server.paths() == ["/batches/1/state"]
 
 
 async def test_execution_timeout_of_zero_still_reports_a_finished_batch(livy_server):
     livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": "success"})
-    script_log(livy_server, [])
     trigger = LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL, execution_timeout=timedelta(0))
     event = await run_trigger(trigger)
     assert event["status"] == "success"
@@ -342,6 +401,7 @@ async def test_unreachable_livy_gives_an_error_event(make_livy_conn, batch_name)
     assert event["status"] == "error"
     assert event["batch_id"] == 1
     assert event["log_lines"] is None
+    assert event["transient"] is True
     assert "state" not in event
     assert "ClientConnectorError" in event["response"]
 
@@ -358,31 +418,14 @@ async def test_a_request_timeout_raises_and_gives_an_error_event(livy_server):
         await LivyTrigger(**arguments).poll_for_termination(1)
     event = await run_trigger(LivyTrigger(**arguments))
     assert event["status"] == "error"
+    assert event["transient"] is True
     assert "state" not in event
-
-
-async def test_a_timeout_during_the_final_log_read_keeps_the_outcome(livy_server):
-    # The log is best effort: the batch's outcome is known, so a lost log read does not change it.
-    livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": "success"})
-    livy_server.reply(
-        "GET", "/batches/1/log", json_body={"id": 1, "from": 0, "total": 0, "log": []}, delay=0.5
-    )
-    trigger = LivyTrigger(
-        batch_id=1,
-        spark_params={},
-        polling_interval=POLL,
-        extra_options={"timeout": aiohttp.ClientTimeout(total=0.1)},
-    )
-    event = await run_trigger(trigger)
-    assert (event["status"], event["state"], event["log_lines"]) == ("success", "success", None)
-    assert livy_server.paths() == ["/batches/1/state", "/batches/1/log"]
 
 
 # ---- the batch's identity ----------------------------------------------------------------------------
 
 FULL = "/batches/1"
 STATE = "/batches/1/state"
-LOG = "/batches/1/log"
 
 
 def livy_batch(state: str | None, name: str | None = NAME, app_id: str | None = None) -> dict[str, Any]:
@@ -423,14 +466,13 @@ async def test_identity_is_read_first_after_a_change_and_at_the_end(livy_server)
             (FULL, livy_batch("success")),  # ...is confirmed by reading the whole batch
         ],
     )
-    script_log(livy_server, ["done"])
 
     event = await run_trigger(named_trigger())
 
-    assert livy_server.paths() == [*expected, LOG]
+    assert livy_server.paths() == expected
     assert event["status"] == "success"
     assert event["state"] == "success"
-    assert event["log_lines"] == ["done"]
+    assert event["log_lines"] is None
 
 
 async def test_an_unchanged_state_is_polled_through_the_state_endpoint(livy_server):
@@ -445,9 +487,8 @@ async def test_an_unchanged_state_is_polled_through_the_state_endpoint(livy_serv
             (FULL, livy_batch("dead")),
         ],
     )
-    script_log(livy_server, [])
     event = await run_trigger(named_trigger())
-    assert livy_server.paths() == [*expected, LOG]
+    assert livy_server.paths() == expected
     assert event["status"] == "error"
     assert event["state"] == "dead"
 
@@ -465,9 +506,8 @@ async def test_an_end_the_whole_batch_contradicts_is_waited_through(livy_server)
             (FULL, livy_batch("success")),
         ],
     )
-    script_log(livy_server, [])
     event = await run_trigger(named_trigger())
-    assert livy_server.paths() == [*expected, LOG]
+    assert livy_server.paths() == expected
     assert (event["status"], event["state"]) == ("success", "success")
 
 
@@ -482,25 +522,23 @@ async def test_the_app_id_learned_while_waiting_is_checked_afterwards(livy_serve
     )
     event = await run_trigger(named_trigger())
     assert event["status"] == "error"
+    assert event["transient"] is False
     assert "state" not in event
-    assert LOG not in livy_server.paths()
 
 
 async def test_without_a_batch_name_only_the_state_endpoint_is_read(livy_server):
     expected = script_reads(
         livy_server, [(STATE, "starting"), (STATE, "running"), (STATE, "running"), (STATE, "success")]
     )
-    script_log(livy_server, ["done"])
     event = await run_trigger(LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL))
-    assert livy_server.paths() == [*expected, LOG]
+    assert livy_server.paths() == expected
     assert event["status"] == "success"
 
 
 async def test_a_batch_finished_at_the_first_read_is_read_once(livy_server):
     expected = script_reads(livy_server, [(FULL, livy_batch("success", app_id="application_1_0001"))])
-    script_log(livy_server, [])
     event = await run_trigger(named_trigger())
-    assert livy_server.paths() == [*expected, LOG]
+    assert livy_server.paths() == expected
     assert event["status"] == "success"
 
 
@@ -525,9 +563,8 @@ async def test_the_whole_batch_is_read_again_once_the_interval_passed(livy_serve
             (FULL, livy_batch("success")),
         ],
     )
-    script_log(livy_server, [])
     event = await run_trigger(named_trigger())
-    assert livy_server.paths() == [*expected, LOG]
+    assert livy_server.paths() == expected
     assert event["status"] == "success"
 
 
@@ -537,6 +574,7 @@ async def test_batch_with_another_name_is_not_watched(livy_server):
     assert event["status"] == "error"
     assert event["batch_id"] == 1
     assert event["log_lines"] is None
+    assert event["transient"] is False
     assert "state" not in event
     assert "someone-else-s1-ffff" in event["response"]
     assert NAME in event["response"]
@@ -553,8 +591,9 @@ async def test_a_batch_replaced_while_watched_is_caught_by_the_end_check(livy_se
         ],
     )
     event = await run_trigger(named_trigger())
-    assert livy_server.paths() == expected  # no log read: the log is not ours
+    assert livy_server.paths() == expected
     assert event["status"] == "error"
+    assert event["transient"] is False
     assert "state" not in event
     assert "other-s1-9" in event["response"]
 
@@ -590,18 +629,16 @@ async def test_a_server_without_names_is_followed_while_the_app_id_agrees(
             (FULL, livy_batch("success", name=None, app_id=livy_app_id)),
         ],
     )
-    script_log(livy_server, ["done"])
     event = await run_trigger(named_trigger(app_id=trigger_app_id))
-    assert livy_server.paths() == [*expected, LOG]
+    assert livy_server.paths() == expected
     assert event["status"] == "success"
     assert event["state"] == "success"
 
 
 async def test_livy_0_5_without_a_name_field_is_followed(livy_server):
     expected = script_reads(livy_server, [(FULL, {"id": 1, "state": "dead", "appId": None})])
-    script_log(livy_server, [])
     event = await run_trigger(named_trigger())
-    assert livy_server.paths() == [*expected, LOG]
+    assert livy_server.paths() == expected
     assert event["status"] == "error"
     assert event["state"] == "dead"
 
@@ -641,23 +678,43 @@ async def test_a_whole_batch_without_a_state_falls_back_to_the_state_endpoint(li
             (STATE, "success"),
         ],
     )
-    script_log(livy_server, [])
     event = await run_trigger(named_trigger())
-    assert livy_server.paths() == [*expected, LOG]
+    assert livy_server.paths() == expected
     assert event["status"] == "success"
 
 
 @pytest.mark.parametrize(
-    ("status", "body"),
-    [(404, {"msg": "Session '1' not found."}), (500, {"msg": "internal"}), (200, ["not", "a", "batch"])],
-    ids=["404", "500", "not-an-object"],
+    ("status", "body", "content_type", "expected", "transient"),
+    UNREADABLE_REPLIES[:-1],  # a batch without a state falls back to /state (tested above)
+    ids=UNREADABLE_IDS[:-1],
 )
-async def test_an_unreadable_batch_gives_an_error_event(livy_server, status, body):
-    livy_server.reply("GET", FULL, status=status, json_body=body)
+async def test_an_unreadable_batch_gives_an_error_event(
+    livy_server, status, body, content_type, expected, transient
+):
+    livy_server.reply("GET", FULL, status=status, body=body, content_type=content_type)
     event = await run_trigger(named_trigger())
     assert event["status"] == "error"
+    assert event["transient"] is transient
     assert "state" not in event
     assert livy_server.paths() == [FULL]
+
+
+async def test_a_reply_that_is_not_a_batch_is_not_transient(livy_server):
+    livy_server.reply("GET", FULL, json_body=["not", "a", "batch"])
+    event = await run_trigger(named_trigger())
+    assert (event["status"], event["transient"]) == ("error", False)
+    assert livy_server.paths() == [FULL]
+
+
+async def test_a_transient_error_after_polls_is_marked(livy_server):
+    # The batch was followed for a while; then Livy's gateway answered 503 on a state poll.
+    script_reads(livy_server, [(FULL, livy_batch("running")), (STATE, "running")])
+    livy_server.reply("GET", STATE, status=503, body="unavailable")
+    event = await run_trigger(named_trigger(redeferrals=4))
+    assert event["status"] == "error"
+    assert event["transient"] is True
+    assert event["redeferrals"] == 4
+    assert livy_server.paths() == [FULL, STATE, STATE]
 
 
 # ---- what reaches Livy --------------------------------------------------------------------------
@@ -668,7 +725,6 @@ async def test_prefix_headers_and_auth_reach_livy(livy_server, monkeypatch):
     livy_server.connection("livy_gateway", login="svc-airflow", password="gateway-password")
     livy_server.reply("GET", "/gw/livy/batches/8/state", json_body={"id": 8, "state": "running"})
     livy_server.reply("GET", "/gw/livy/batches/8/state", json_body={"id": 8, "state": "success"})
-    script_log(livy_server, ["line"], batch_id=8, prefix="/gw/livy")
 
     # Through serialize(), as the triggerer would build it.
     _, kwargs = LivyTrigger(
@@ -683,7 +739,7 @@ async def test_prefix_headers_and_auth_reach_livy(livy_server, monkeypatch):
     event = await run_trigger(LivyTrigger(**kwargs))
 
     assert event["status"] == "success"
-    assert livy_server.paths() == ["/gw/livy/batches/8/state"] * 2 + ["/gw/livy/batches/8/log"]
+    assert livy_server.paths() == ["/gw/livy/batches/8/state"] * 2
     expected_auth = "Basic " + base64.b64encode(b"svc-airflow:gateway-password").decode()
     for request in livy_server.requests:
         assert request.headers["X-Tenant"] == "blue"
@@ -705,14 +761,14 @@ async def test_given_async_hook_is_used():
             {"status": "success", "batch_state": BatchState.KILLED, "response": "ok"},
         ]
     )
-    hook.dump_batch_logs = mock.AsyncMock(return_value="Could not read the log")
+    hook.dump_batch_logs = mock.AsyncMock(return_value=["a line"])
     trigger = LivyTrigger(batch_id=2, spark_params={}, polling_interval=POLL, livy_hook_async=hook)
     event = await run_trigger(trigger)
     assert event["status"] == "error"
     assert event["state"] == "killed"
     assert event["log_lines"] is None
     assert hook.get_batch_state.await_args_list == [mock.call(2), mock.call(2)]
-    hook.dump_batch_logs.assert_awaited_once_with(2)
+    hook.dump_batch_logs.assert_not_awaited()
     assert "livy_hook_async" not in trigger.serialize()[1]
 
 
@@ -728,7 +784,14 @@ async def test_hook_error_dict_becomes_an_error_event():
     )
     trigger = LivyTrigger(batch_id=2, spark_params={}, polling_interval=POLL, livy_hook_async=hook)
     event = await run_trigger(trigger)
-    assert event == {"status": "error", "batch_id": 2, "response": "Livy is down", "log_lines": None}
+    assert event == {
+        "status": "error",
+        "batch_id": 2,
+        "response": "Livy is down",
+        "log_lines": None,
+        "redeferrals": 0,
+        "transient": True,
+    }
 
 
 async def test_unexpected_exception_becomes_an_error_event():
@@ -737,4 +800,229 @@ async def test_unexpected_exception_becomes_an_error_event():
     trigger = LivyTrigger(batch_id=2, spark_params={}, polling_interval=POLL, livy_hook_async=hook)
     event = await run_trigger(trigger)
     assert event["status"] == "error"
+    assert event["transient"] is False
     assert "event loop trouble" in event["response"]
+
+
+# ---- redeferrals ----------------------------------------------------------------------------------
+
+
+async def test_every_event_echoes_redeferrals(livy_server, make_livy_conn):
+    livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": "success"})
+    livy_server.reply("GET", "/batches/2/state", json_body={"id": 2, "state": "dead"})
+    livy_server.reply("GET", "/batches/3/state", json_body={"id": 3, "state": "running"})
+    livy_server.reply("GET", "/batches/4/state", status=503, body="unavailable")
+    make_livy_conn("livy_down", port=free_loopback_port())
+    triggers = {
+        "success": LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL, redeferrals=3),
+        "failed": LivyTrigger(batch_id=2, spark_params={}, polling_interval=POLL, redeferrals=3),
+        "timeout": LivyTrigger(
+            batch_id=3, spark_params={}, polling_interval=POLL, execution_timeout=timedelta(0), redeferrals=3
+        ),
+        "http-error": LivyTrigger(batch_id=4, spark_params={}, polling_interval=POLL, redeferrals=3),
+        "unreachable": LivyTrigger(
+            batch_id=5, spark_params={}, polling_interval=POLL, livy_conn_id="livy_down", redeferrals=3
+        ),
+        "no-polling": LivyTrigger(batch_id=6, spark_params={}, polling_interval=0, redeferrals=3),
+    }
+    events = {name: await run_trigger(trigger) for name, trigger in triggers.items()}
+    assert {name: event["status"] for name, event in events.items()} == {
+        "success": "success",
+        "failed": "error",
+        "timeout": "timeout",
+        "http-error": "error",
+        "unreachable": "error",
+        "no-polling": "success",
+    }
+    assert {name: event["redeferrals"] for name, event in events.items()} == dict.fromkeys(triggers, 3)
+    assert {name: event.get("transient") for name, event in events.items()} == {
+        "success": None,
+        "failed": False,
+        "timeout": None,
+        "http-error": True,
+        "unreachable": True,
+        "no-polling": None,
+    }
+
+
+async def test_redeferrals_survive_serialization(livy_server):
+    livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": "success"})
+    _, kwargs = LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL, redeferrals=7).serialize()
+    restored = BaseSerialization.deserialize(BaseSerialization.serialize(kwargs))
+    event = await run_trigger(LivyTrigger(**restored))
+    assert event["redeferrals"] == 7
+
+
+# ---- on_kill ----------------------------------------------------------------------------------------
+
+CSRF_HEADER = "X-Requested-By"
+
+
+def requests_of(livy_server) -> list[tuple[str, str]]:
+    return [(request.method, request.path) for request in livy_server.requests]
+
+
+async def test_on_kill_deletes_our_batch(livy_server):
+    livy_server.reply("GET", FULL, json_body=livy_batch("running", app_id="application_1_0001"))
+    livy_server.reply("DELETE", FULL, json_body={"msg": "deleted"})
+    trigger = named_trigger(app_id="application_1_0001", extra_headers={"X-Tenant": "blue"})
+
+    assert await trigger.on_kill() is None
+
+    assert requests_of(livy_server) == [("GET", FULL), ("DELETE", FULL)]
+    delete = livy_server.requests[1]
+    assert delete.headers[CSRF_HEADER]
+    assert delete.headers["X-Tenant"] == "blue"
+
+
+@pytest.mark.parametrize(
+    ("name", "app_id"), [(None, None), (None, "application_1_0001")], ids=["no-app-id", "same-app-id"]
+)
+async def test_on_kill_deletes_a_batch_on_a_server_without_names(livy_server, name, app_id):
+    livy_server.reply("GET", FULL, json_body=livy_batch("running", name=name, app_id=app_id))
+    livy_server.reply("DELETE", FULL, json_body={"msg": "deleted"})
+    await named_trigger(app_id="application_1_0001").on_kill()
+    assert requests_of(livy_server) == [("GET", FULL), ("DELETE", FULL)]
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        livy_batch("running", name="someone-else-s1-ffff"),
+        livy_batch("running", name=None, app_id="application_9_0009"),
+        livy_batch("running", name=NAME, app_id="application_9_0009"),
+    ],
+    ids=["another-name", "another-app-id-unnamed", "another-app-id"],
+)
+async def test_on_kill_leaves_another_batch_alone(livy_server, batch):
+    livy_server.reply("GET", FULL, json_body=batch)
+    await named_trigger(app_id="application_1_0001").on_kill()
+    assert requests_of(livy_server) == [("GET", FULL)]
+
+
+@pytest.mark.parametrize(
+    "body", [{"msg": "Session '1' not found."}, "Session '1' not found."], ids=["livy-0.6+", "livy-0.5"]
+)
+async def test_on_kill_has_nothing_to_delete_when_livy_forgot_the_batch(livy_server, body):
+    livy_server.reply("GET", FULL, status=404, json_body=body)
+    await named_trigger().on_kill()
+    assert requests_of(livy_server) == [("GET", FULL)]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type"),
+    [
+        (404, "<html>Knox: no such topology</html>", "text/html"),
+        (401, "", "text/plain"),
+        (500, '{"msg": "internal"}', "application/json"),
+        (200, "<html>gateway login</html>", "text/html"),
+        (200, '["not", "a", "batch"]', "application/json"),
+    ],
+    ids=["404-html", "401", "500", "html", "not-an-object"],
+)
+async def test_on_kill_does_not_delete_what_it_could_not_check(livy_server, status, body, content_type):
+    livy_server.reply("GET", FULL, status=status, body=body, content_type=content_type)
+    await named_trigger().on_kill()
+    assert requests_of(livy_server) == [("GET", FULL)]
+
+
+async def test_on_kill_keep_batch_sends_nothing(livy_server):
+    await named_trigger(on_kill_action="keep_batch").on_kill()
+    await LivyTrigger(
+        batch_id=1, spark_params={}, polling_interval=POLL, on_kill_action="keep_batch"
+    ).on_kill()
+    assert livy_server.requests == []
+
+
+async def test_on_kill_without_a_batch_name_deletes_by_id(livy_server):
+    # As 4.6.4's operator did: a batch known only by its id cannot be checked by name.
+    livy_server.reply("DELETE", "/batches/7", json_body={"msg": "deleted"})
+    await LivyTrigger(batch_id=7, spark_params={}, polling_interval=POLL).on_kill()
+    assert requests_of(livy_server) == [("DELETE", "/batches/7")]
+    assert livy_server.requests[0].headers[CSRF_HEADER]
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [(404, {"msg": "Session '7' not found."}), (404, "<html>gone</html>"), (500, {"msg": "kill failed"})],
+    ids=["livy-not-found", "404-html", "500"],
+)
+async def test_on_kill_never_raises_on_a_failed_delete(livy_server, status, body):
+    livy_server.reply("DELETE", "/batches/7", status=status, json_body=body)
+    await LivyTrigger(batch_id=7, spark_params={}, polling_interval=POLL).on_kill()
+    assert requests_of(livy_server) == [("DELETE", "/batches/7")]
+
+
+async def test_on_kill_through_serialize_uses_prefix_and_headers(livy_server, monkeypatch):
+    monkeypatch.setattr(GatewayAuth, "created", [])
+    livy_server.connection("livy_gateway", login="svc-airflow", password="gateway-password")
+    livy_server.reply("GET", "/gw/livy/batches/1", json_body=livy_batch("running"))
+    livy_server.reply("DELETE", "/gw/livy/batches/1", json_body={"msg": "deleted"})
+    _, kwargs = named_trigger(
+        livy_conn_id="livy_gateway",
+        endpoint_prefix="/gw/livy/",
+        extra_headers={"X-Tenant": "blue"},
+        auth_type=GatewayAuth,
+    ).serialize()
+
+    await LivyTrigger(**kwargs).on_kill()
+
+    assert requests_of(livy_server) == [("GET", "/gw/livy/batches/1"), ("DELETE", "/gw/livy/batches/1")]
+    expected_auth = "Basic " + base64.b64encode(b"svc-airflow:gateway-password").decode()
+    for request in livy_server.requests:
+        assert request.headers["X-Tenant"] == "blue"
+        assert request.headers["Authorization"] == expected_auth
+
+
+@pytest.mark.parametrize("hanging", ["GET", "DELETE"])
+async def test_on_kill_returns_within_its_bound_when_livy_hangs(livy_server, monkeypatch, hanging):
+    monkeypatch.setattr(LivyTrigger, "on_kill_timeout", 0.3)
+    livy_server.reply("GET", FULL, json_body=livy_batch("running"), delay=2.0 if hanging == "GET" else 0)
+    livy_server.reply("DELETE", FULL, json_body={"msg": "deleted"}, delay=2.0 if hanging == "DELETE" else 0)
+    started = time.monotonic()
+    await named_trigger().on_kill()
+    assert time.monotonic() - started < 1.5
+    expected = [("GET", FULL)] if hanging == "GET" else [("GET", FULL), ("DELETE", FULL)]
+    assert requests_of(livy_server) == expected
+
+
+def test_on_kill_timeout_fits_the_triggerers_default_bound():
+    assert 0 < LivyTrigger.on_kill_timeout < 30
+
+
+@pytest.mark.parametrize("batch_name", [None, NAME], ids=["by-id", "named"])
+async def test_on_kill_never_raises_when_livy_is_unreachable(make_livy_conn, batch_name):
+    make_livy_conn("livy_down", port=free_loopback_port())
+    trigger = LivyTrigger(
+        batch_id=1, spark_params={}, livy_conn_id="livy_down", polling_interval=POLL, batch_name=batch_name
+    )
+    started = time.monotonic()
+    assert await trigger.on_kill() is None
+    assert time.monotonic() - started < 5
+
+
+async def test_on_kill_never_raises_on_an_unexpected_error():
+    hook = mock.MagicMock(spec=LivyAsyncHook)
+    hook.delete_batch = mock.AsyncMock(side_effect=RuntimeError("event loop trouble"))
+    await LivyTrigger(batch_id=2, spark_params={}, polling_interval=POLL, livy_hook_async=hook).on_kill()
+    hook.delete_batch.assert_awaited_once_with(2)
+
+
+async def test_on_kill_after_a_cancelled_wait_checks_the_app_id_learned_while_waiting(livy_server):
+    # As the triggerer does on a user action: cancel run(), then call on_kill() on the same trigger.
+    livy_server.reply("GET", FULL, json_body=livy_batch("running", name=None, app_id="application_1_0001"))
+    livy_server.reply("GET", FULL, json_body=livy_batch("running", name=None, app_id="application_9_0009"))
+    livy_server.reply("GET", STATE, json_body={"id": 1, "state": "running"})
+    trigger = named_trigger()
+    waiting = asyncio.ensure_future(run_trigger(trigger))
+    while STATE not in livy_server.paths():
+        await asyncio.sleep(0.01)
+    waiting.cancel("__airflow_user_action__")
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+    await trigger.on_kill()
+
+    # Livy now holds another application under id 1 (and no names): not ours, not deleted.
+    assert ("DELETE", FULL) not in requests_of(livy_server)
+    assert requests_of(livy_server)[-1] == ("GET", FULL)

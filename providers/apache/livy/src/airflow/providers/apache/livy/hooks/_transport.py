@@ -24,9 +24,12 @@ provider sees only the typed errors of :mod:`airflow.providers.apache.livy.excep
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 
+import aiohttp
 import requests
 import tenacity
 
@@ -44,6 +47,12 @@ LOG_PAGE_SIZE = 100
 LOST_REPLY_ERRORS = (requests.ConnectionError, requests.Timeout)
 """Errors after which a POST may or may not have reached Livy."""
 _REPLY_EXCERPT_CHARS = 200
+_LIVY_NOT_FOUND = (
+    re.compile(r"Session '(?P<ref>[^']*)' not found\."),  # any request naming an unknown id or name
+    re.compile(r"Session (?P<ref>\d+) already stopped\."),  # DELETE racing another DELETE or the GC
+)
+_BATCH_SEGMENT = re.compile(r"/batches/(?P<ref>[^/?]+)(?:/state|/log)?/?$")
+"""The id or name a batch endpoint names (the last ``/batches/`` segment, so a prefix cannot fool it)."""
 
 
 def request_headers(method: str, *headers: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -81,6 +90,33 @@ def _subject(batch: int | str | None) -> str:
     return f"batch {batch!r}" if batch is not None else "Livy"
 
 
+def is_livy_not_found(text: str, endpoint: str | None = None) -> bool:
+    """
+    Whether a 404 body is Livy's own "no such batch", rather than a gateway's or a router's page.
+
+    Livy's is ``{"msg": "Session '<ref>' not found."}`` (0.6+), the same text as a bare JSON string
+    (0.5), or a DELETE's ``Session <id> already stopped.``. When ``endpoint`` names a batch
+    (``.../batches/<ref>...``), ``<ref>`` must be it.
+
+    Any other 404 (a gateway's HTML page, a wrong endpoint prefix, an empty body) says nothing about
+    the batch, so it must not be taken to mean that Livy forgot it.
+    """
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return False
+    if isinstance(parsed, dict):
+        parsed = parsed.get("msg")
+    if not isinstance(parsed, str):
+        return False
+    requested = _BATCH_SEGMENT.search(endpoint or "")
+    for pattern in _LIVY_NOT_FOUND:
+        match = pattern.fullmatch(parsed.strip())
+        if match is not None:
+            return requested is None or match["ref"] == requested["ref"]
+    return False
+
+
 def read_livy_reply(
     status: int, text: str, *, method: str, endpoint: str, batch: int | str | None = None
 ) -> Any:
@@ -88,7 +124,8 @@ def read_livy_reply(
     Turn one HTTP reply from Livy into its JSON body, or raise a typed error naming batch and endpoint.
 
     :raises LivyAuthError: 401 or 403.
-    :raises LivyBatchNotFound: 404.
+    :raises LivyBatchNotFound: 404 with Livy's own "not found" body (:func:`is_livy_not_found`); any
+        other 404 is a plain :class:`LivyHttpError`.
     :raises LivyDuplicateBatchName: 400 "Duplicate session name".
     :raises LivyHttpError: any other status outside 2xx.
     :raises LivyResponseError: 2xx whose body is not JSON (e.g. a gateway's HTML login page).
@@ -97,14 +134,17 @@ def read_livy_reply(
     if status >= 300:
         message = _livy_message(text)
         error_class: type[LivyHttpError] = LivyHttpError
+        detail = ""
         if status in (401, 403):
             error_class = LivyAuthError
-        elif status == 404:
+        elif status == 404 and is_livy_not_found(text, endpoint):
             error_class = LivyBatchNotFound
+        elif status == 404:
+            detail = " (not Livy's own 'not found' reply: a gateway's page, or a wrong endpoint prefix?)"
         elif status == 400 and "Duplicate session name" in message:
             error_class = LivyDuplicateBatchName
         raise error_class(
-            f"Livy answered HTTP {status} for {_subject(batch)} at {where}: {message}",
+            f"Livy answered HTTP {status} for {_subject(batch)} at {where}{detail}: {message}",
             endpoint=endpoint,
             http_status=status,
             livy_message=message,
@@ -138,8 +178,28 @@ def is_refusal(error: LivyHttpError) -> bool:
     return 400 <= error.http_status < 500 and not isinstance(error, LivyDuplicateBatchName)
 
 
+def is_transient_status(status: int | None) -> bool:
+    """Whether an error reply may succeed if asked again later: 5xx, or 429 (rate limited)."""
+    return status is not None and (status >= 500 or status == 429)
+
+
+def is_transient_transport_error(error: BaseException) -> bool:
+    """
+    Whether an exception from the async client is a transport failure that may pass.
+
+    That is a refused or reset connection, a timeout or a truncated reply; TLS certificate errors
+    and bad URLs are not.
+    """
+    if isinstance(error, aiohttp.ClientSSLError | aiohttp.InvalidURL):
+        return False
+    return isinstance(error, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError | TimeoutError)
+
+
 def _is_retryable_reply(response: Any) -> bool:
-    return isinstance(response, requests.Response) and response.status_code >= 500
+    """A 5xx reply, or 429 (Too Many Requests): another attempt may get through."""
+    return isinstance(response, requests.Response) and (
+        response.status_code >= 500 or response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    )
 
 
 def _last_outcome(retry_state: tenacity.RetryCallState) -> Any:
@@ -150,7 +210,7 @@ def _last_outcome(retry_state: tenacity.RetryCallState) -> Any:
 
 def read_retry_args(retry_args: dict[str, Any]) -> dict[str, Any]:
     """
-    Complete tenacity arguments for a read: retry 5xx replies and connection errors, nothing else.
+    Complete tenacity arguments for a read: retry 5xx and 429 replies and connection errors only.
 
     Keys given by the caller win, so a DAG can still supply its own ``retry`` predicate. Without a
     ``stop``, reads give up after 5 attempts (tenacity alone would retry forever).

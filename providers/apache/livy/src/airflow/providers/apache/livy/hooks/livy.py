@@ -208,7 +208,7 @@ class LivyHook(_LivyHookBase, HttpHook):
     :param extra_headers: headers sent with every request to Livy.
     :param auth_type: the ``requests`` auth class (default: basic auth with the connection's login).
     :param endpoint_prefix: path prefix in front of ``/batches`` (Livy behind a gateway such as Knox).
-    :param retry_args: tenacity arguments for every read (5xx replies and connection errors are
+    :param retry_args: tenacity arguments for every read (5xx and 429 replies and connection errors are
         retried; a POST or DELETE never is). Also settable later as the ``retry_args`` attribute.
     """
 
@@ -323,12 +323,15 @@ class LivyHook(_LivyHookBase, HttpHook):
         ``batch_kwargs`` are :meth:`build_post_batch_body`'s arguments; their ``name`` is replaced.
 
         A lost reply (connection error, timeout) or a "Duplicate session name" rejection is resolved
-        with ``GET /batches/{name}``: the batch found there is the one an earlier POST created.
+        with ``GET /batches/{name}``: the batch found there is the one an earlier POST created. Only
+        Livy's own "not found" reply to that lookup means no batch has the name; any other error
+        reply to it (401, 403, 429, 5xx, a gateway's 404 page) or transport error propagates as it
+        is, since it says nothing about the POST.
 
         :return: the id of the batch named ``name``.
-        :raises LivyBatchRejected: Livy or a gateway refused the POST (4xx).
-        :raises LivyBatchNotCreated: the reply was lost and Livy holds no batch with this name, so
-            posting again under the same name is safe.
+        :raises LivyBatchRejected: Livy or a gateway refused the POST itself (4xx).
+        :raises LivyBatchNotCreated: the reply was lost and Livy says it holds no batch with this
+            name, so posting again under the same name is safe.
         :raises ValueError: ``name`` could not be looked up (checked before anything is posted).
         """
         if not is_valid_batch_name(name):
@@ -340,7 +343,8 @@ class LivyHook(_LivyHookBase, HttpHook):
         except LOST_REPLY_ERRORS as error:
             reason = f"the reply to the POST was lost ({type(error).__name__})"
         except LivyHttpError as error:
-            if not is_refusal(error):
+            # Only the POST's own refusal: an overridden post_batch may send other requests too.
+            if not is_refusal(error) or error.endpoint != self._batches():
                 raise
             raise LivyBatchRejected(
                 str(error),
@@ -372,7 +376,8 @@ class LivyHook(_LivyHookBase, HttpHook):
         """
         Return the batch named ``name`` (``GET /batches/{name}``, Livy 0.6+).
 
-        :raises LivyBatchNotFound: no batch with that name is in Livy's memory.
+        :raises LivyBatchNotFound: Livy says no batch with that name is in its memory (any other 404,
+            such as a gateway's page, is a plain :class:`LivyHttpError`).
         """
         if not is_valid_batch_name(name):
             raise ValueError(f"{name!r} is not a batch name this provider would have given")
@@ -396,7 +401,8 @@ class LivyHook(_LivyHookBase, HttpHook):
         """
         Delete (kill) batch ``session_id``.
 
-        A 404 means the batch is already gone; it is logged and treated as done.
+        Livy's own "not found" reply means the batch is already gone: it is logged and treated as
+        done (``{"msg": "not found"}``). Any other 404 (a gateway's page) raises.
         """
         batch_id = validate_batch_id(session_id)
         try:
@@ -426,8 +432,10 @@ class LivyAsyncHook(_LivyHookBase, HttpAsyncHook):
     Asynchronous hook for Apache Livy's batch REST API, used by :class:`~.LivyTrigger`.
 
     The read methods return ``{"status": "success" | "error", "response": ...}`` dictionaries, as the
-    released provider did: an error reply never raises. Transport errors
-    (``aiohttp.ClientConnectionError``, timeouts) propagate, as they did in 4.6.4.
+    released provider did: an error reply never raises. An error dictionary for an HTTP error reply
+    also carries ``"status_code"`` and ``"batch_not_found"`` (``True`` only for Livy's own "not
+    found" reply). Transport errors (``aiohttp.ClientConnectionError``, timeouts) propagate, as they
+    did in 4.6.4.
 
     :param livy_conn_id: reference to a pre-defined Livy connection.
     :param extra_options: options passed to ``aiohttp`` for each request.
@@ -462,7 +470,7 @@ class LivyAsyncHook(_LivyHookBase, HttpAsyncHook):
         Send one request and return ``{"status": "success", "response": <json>}`` or an error dict.
 
         ``endpoint`` is taken as given (include the endpoint prefix). An error dict carries
-        ``"status_code"`` for an HTTP error reply.
+        ``"status_code"`` and ``"batch_not_found"`` for an HTTP error reply.
         """
         method = (method or self.method).upper()
         if method not in {"GET", "PATCH", "POST", "PUT", "DELETE", "HEAD"}:
@@ -473,9 +481,14 @@ class LivyAsyncHook(_LivyHookBase, HttpAsyncHook):
                 "response": await self._request_json(endpoint, method, data, headers),
             }
         except LivyHttpError as error:
-            return {"status": "error", "response": str(error), "status_code": error.http_status}
+            return {
+                "status": "error",
+                "response": str(error),
+                "status_code": error.http_status,
+                "batch_not_found": isinstance(error, LivyBatchNotFound),
+            }
         except LivyResponseError as error:
-            return {"status": "error", "response": str(error), "status_code": None}
+            return {"status": "error", "response": str(error), "status_code": None, "batch_not_found": False}
 
     async def _request_json(
         self, endpoint: str, method: str, data: Any | None, headers: dict[str, Any] | None
@@ -494,7 +507,7 @@ class LivyAsyncHook(_LivyHookBase, HttpAsyncHook):
         Return ``{"batch_state": BatchState, "status": "success", ...}`` or an error dictionary.
 
         An error dictionary carries ``"status": "error"``, ``"batch_state": "error"`` and, for an
-        HTTP error, ``"status_code"``.
+        HTTP error, ``"status_code"`` and ``"batch_not_found"``.
         """
         batch_id = validate_batch_id(session_id)
         result = await self.run_method(self._batches(f"/{batch_id}/state"), "GET")
@@ -507,6 +520,7 @@ class LivyAsyncHook(_LivyHookBase, HttpAsyncHook):
                 "response": f"Unable to get the state of batch {batch_id}: {reply}",
                 "status": "error",
                 "status_code": result.get("status_code"),
+                "batch_not_found": result.get("batch_not_found", False),
             }
         return {
             "batch_state": BatchState(state),
@@ -518,6 +532,21 @@ class LivyAsyncHook(_LivyHookBase, HttpAsyncHook):
         """Return ``{"status": "success", "response": <batch object>}`` or an error dictionary."""
         batch_id = validate_batch_id(session_id)
         return await self.run_method(self._batches(f"/{batch_id}"), "GET")
+
+    async def delete_batch(self, session_id: int | str) -> dict[str, Any]:
+        """
+        Delete (kill) batch ``session_id``: ``{"status": "success", "response": <Livy's reply>}``.
+
+        Livy's own "not found" reply means the batch is already gone: ``{"status": "success",
+        "response": "not found"}``. Any other error reply gives an error dictionary; transport errors
+        propagate. Livy answers only once the kill is done, which can take a while.
+        """
+        batch_id = validate_batch_id(session_id)
+        result = await self.run_method(self._batches(f"/{batch_id}"), "DELETE")
+        if result.get("batch_not_found"):
+            self.log.info("Livy no longer knows batch %s; nothing to delete", batch_id)
+            return {"status": "success", "response": "not found"}
+        return result
 
     async def get_batch_logs(
         self, session_id: int | str, log_start_position: int, log_batch_size: int

@@ -110,7 +110,7 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
     :param polling_interval: seconds between polls; ``0`` returns once the batch is submitted.
     :param extra_options: options passed to ``requests`` / ``aiohttp`` (e.g. ``timeout``, ``verify``).
     :param extra_headers: headers sent with every request to Livy.
-    :param retry_args: tenacity arguments for reads; 5xx replies and connection errors are retried,
+    :param retry_args: tenacity arguments for reads; 5xx and 429 replies and connection errors are retried,
         a POST never is.
     :param deferrable: wait in the triggerer instead of the worker.
     :param openlineage_inject_parent_job_info: inject OpenLineage parent job information into the
@@ -315,6 +315,7 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         batch.record_final_state(event.get("state"))
         if event["status"] != "success":
             self._defer_again_if_transient(batch, event)
+            batch.result()  # a batch that ended: its log, once, and the error that says how it ended
             raise AirflowException(event["response"])
         self.log.info("%s completed with response %s", self.task_id, event["response"])
         return self.get_job_result(batch.external_id(), context)

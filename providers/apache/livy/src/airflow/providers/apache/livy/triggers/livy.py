@@ -27,8 +27,15 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow.providers.apache.livy.hooks._transport import is_transient_status, is_transient_transport_error
 from airflow.providers.apache.livy.hooks.livy import LivyAsyncHook
-from airflow.providers.apache.livy.utils.batch_record import BatchRecord, Identity, IdentityChecks, app_id_of
+from airflow.providers.apache.livy.utils.batch_record import (
+    BatchRecord,
+    Identity,
+    IdentityChecks,
+    app_id_of,
+    validate_batch_id,
+)
 from airflow.providers.apache.livy.utils.redaction import redact_spark_params
 from airflow.providers.apache.livy.utils.states import BatchOutcome, batch_outcome
 
@@ -48,19 +55,35 @@ def import_class(path: str | type | None) -> Any:
     return getattr(importlib.import_module(module_name), attribute)
 
 
+ON_KILL_ACTIONS = ("delete_batch", "keep_batch")
+"""What :meth:`LivyTrigger.on_kill` does with the batch when a user acts on the deferred task."""
+
+
 class _WaitFailed(Exception):
     """Livy's answer cannot be trusted: the wait ends with an error event carrying this message."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class LivyTrigger(BaseTrigger):
     """
     Poll a Livy batch from the triggerer until it reaches a terminal state.
 
-    The event is ``{"status": "success" | "error" | "timeout", "batch_id", "response", "log_lines"}``
-    plus ``"state"`` (the terminal Livy state) when the batch finished. Polls read
-    ``GET /batches/{id}/state``; with ``batch_name``, the whole batch is read on the schedule of
-    :class:`~airflow.providers.apache.livy.utils.batch_record.IdentityChecks` (as the worker does),
-    and a batch that is no longer ours ends the wait with an error.
+    The event is ``{"status": "success" | "error" | "timeout", "batch_id", "response", "log_lines",
+    "redeferrals"}``, plus ``"state"`` (the terminal Livy state) when the batch finished and
+    ``"transient"`` on an ``error`` event: ``True`` when the wait ended on a transport error
+    (connection refused or reset, timeout) or a 5xx/429 reply, which asking again later may cure.
+    ``"log_lines"`` is always ``None``: the trigger does not read Livy's log (the worker shows it
+    once), so the event stays small. ``"redeferrals"`` echoes the argument.
+
+    Polls read ``GET /batches/{id}/state``; with ``batch_name``, the whole batch is read on the
+    schedule of :class:`~airflow.providers.apache.livy.utils.batch_record.IdentityChecks` (as the
+    worker does), and a batch that is no longer ours ends the wait with an error.
+
+    :meth:`on_kill` (Airflow 3.3+: a user marked the deferred task failed or success, or cleared it)
+    deletes the batch if it is still ours, unless ``on_kill_action="keep_batch"``.
 
     :param batch_id: the batch to watch.
     :param spark_params: the operator's Spark parameters; serialized with conf values redacted.
@@ -74,7 +97,14 @@ class LivyTrigger(BaseTrigger):
     :param auth_type: the ``aiohttp`` auth class or its dotted path (default ``aiohttp.BasicAuth``).
     :param batch_name: the name the batch must carry (durable runs).
     :param app_id: the Spark application id the batch must carry, if known.
+    :param on_kill_action: ``"delete_batch"`` (default) or ``"keep_batch"``: what :meth:`on_kill`
+        does with the batch.
+    :param redeferrals: how many times the task deferred again after a transient error; echoed in
+        every event.
     """
+
+    on_kill_timeout: float = 20.0
+    """Seconds :meth:`on_kill` spends on Livy at most (the triggerer allows 30 by default)."""
 
     def __init__(
         self,
@@ -90,8 +120,12 @@ class LivyTrigger(BaseTrigger):
         auth_type: type | str | None = None,
         batch_name: str | None = None,
         app_id: str | None = None,
+        on_kill_action: str = "delete_batch",
+        redeferrals: int = 0,
     ) -> None:
         super().__init__()
+        if on_kill_action not in ON_KILL_ACTIONS:
+            raise ValueError(f"'on_kill_action' must be one of {ON_KILL_ACTIONS}, got {on_kill_action!r}")
         self._batch_id = batch_id
         self.spark_params = redact_spark_params(spark_params or {})
         self._livy_conn_id = livy_conn_id
@@ -104,6 +138,8 @@ class LivyTrigger(BaseTrigger):
         self._auth_type = class_path(auth_type)
         self._batch_name = batch_name
         self._app_id = app_id
+        self._on_kill_action = on_kill_action
+        self._redeferrals = redeferrals
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Serialize the trigger's arguments (Spark conf values redacted, no hook)."""
@@ -121,6 +157,8 @@ class LivyTrigger(BaseTrigger):
                 "auth_type": self._auth_type,
                 "batch_name": self._batch_name,
                 "app_id": self._app_id,
+                "on_kill_action": self._on_kill_action,
+                "redeferrals": self._redeferrals,
             },
         )
 
@@ -132,11 +170,22 @@ class LivyTrigger(BaseTrigger):
             else:
                 event = self._event("success", f"Batch {self._batch_id} succeeded")
         except Exception as error:
-            event = self._event("error", f"Waiting for Livy batch {self._batch_id} failed: {error!r}")
+            event = self._event(
+                "error",
+                f"Waiting for Livy batch {self._batch_id} failed: {error!r}",
+                transient=is_transient_transport_error(error),
+            )
         yield TriggerEvent(event)
 
     def _event(self, status: str, response: str, **more: Any) -> dict[str, Any]:
-        return {"status": status, "batch_id": self._batch_id, "response": response, "log_lines": None, **more}
+        return {
+            "status": status,
+            "batch_id": self._batch_id,
+            "response": response,
+            "log_lines": None,  # kept for 4.6.4's execute_complete; the worker reads the log itself
+            "redeferrals": self._redeferrals,
+            **more,
+        }
 
     async def poll_for_termination(self, batch_id: int | str) -> dict[str, Any]:
         """
@@ -161,13 +210,13 @@ class LivyTrigger(BaseTrigger):
                     state, _ = await self._poll(hook, batch_id, full_read=True)  # the end check
                     checks.polled(state, full_read=True)
                 if batch_outcome(state) is not BatchOutcome.ACTIVE:
-                    return await self._finished(hook, batch_id, state)
+                    return self._finished(batch_id, state)
                 if deadline is not None and time.monotonic() >= deadline:
                     return self._event("timeout", f"Batch {batch_id} timed out")
                 self.log.info("Batch %s is in state %s", batch_id, state)
                 await asyncio.sleep(self._polling_interval)
         except _WaitFailed as failure:
-            return self._event("error", str(failure))
+            return self._event("error", str(failure), transient=failure.transient)
 
     async def _poll(self, hook: LivyAsyncHook, batch_id: int | str, *, full_read: bool) -> tuple[str, bool]:
         """One poll: the state, and whether it came from reading (and checking) the whole batch."""
@@ -177,14 +226,19 @@ class LivyTrigger(BaseTrigger):
                 return state, True
         result = await hook.get_batch_state(batch_id)
         if result["status"] != "success":
-            raise _WaitFailed(str(result["response"]))
+            raise _WaitFailed(
+                str(result["response"]), transient=is_transient_status(result.get("status_code"))
+            )
         return result["batch_state"].value, full_read
 
     async def _read_own_batch_state(self, hook: LivyAsyncHook, batch_id: int | str) -> str | None:
         result = await hook.get_batch(batch_id)
         batch = result["response"]
         if result["status"] != "success" or not isinstance(batch, dict):
-            raise _WaitFailed(f"Could not read Livy batch {batch_id}: {batch}")
+            raise _WaitFailed(
+                f"Could not read Livy batch {batch_id}: {batch}",
+                transient=result["status"] != "success" and is_transient_status(result.get("status_code")),
+            )
         record = BatchRecord(name=self._batch_name, batch_id=int(batch_id), app_id=self._app_id)
         if record.identify(batch) is Identity.OTHER:
             raise _WaitFailed(
@@ -195,21 +249,72 @@ class LivyTrigger(BaseTrigger):
         state = batch.get("state")
         return state if isinstance(state, str) else None
 
-    async def _finished(self, hook: LivyAsyncHook, batch_id: int | str, state: str) -> dict[str, Any]:
-        lines = await self._log_lines(hook, batch_id)
+    def _finished(self, batch_id: int | str, state: str) -> dict[str, Any]:
         if batch_outcome(state) is BatchOutcome.SUCCEEDED:
-            return self._event("success", f"Batch {batch_id} succeeded", log_lines=lines, state=state)
+            return self._event("success", f"Batch {batch_id} succeeded", state=state)
         message = f"Batch {batch_id} did not succeed (state {state})"
-        return self._event("error", message, log_lines=lines, state=state)
+        return self._event("error", message, state=state, transient=False)
 
-    async def _log_lines(self, hook: LivyAsyncHook, batch_id: int | str) -> list[str] | None:
-        """Livy's log of the finished batch; best effort: the outcome is known whatever happens here."""
+    async def on_kill(self) -> None:
+        """
+        Delete the batch if still ours: a user marked the deferred task failed or success, or cleared it.
+
+        Airflow 3.3+ calls this only then: not when the triggerer restarts, hands the trigger to
+        another triggerer or times it out, nor once the trigger fired its event.
+
+        With ``batch_name``, the batch is read first and left alone if Livy now uses its id for
+        another batch; without it, it is deleted by id, as 4.6.4's operator did. Livy's own "not
+        found" means there is nothing to delete. Spends at most :attr:`on_kill_timeout` seconds on
+        Livy, and never raises: what it did and why is logged.
+        """
         try:
-            log_lines = await hook.dump_batch_logs(batch_id)
-        except Exception as error:  # a transport error must not turn a known outcome into an error
-            self.log.warning("Could not read the log of Livy batch %s: %r", batch_id, error)
-            return None
-        return log_lines if isinstance(log_lines, list) else None
+            await asyncio.wait_for(self._kill_batch(), timeout=self.on_kill_timeout)
+        except TimeoutError:
+            self.log.warning(
+                "Livy did not answer in time about batch %s (on_kill waits %s s at most); if the DELETE "
+                "reached it, Livy goes on killing the batch",
+                self._batch_id,
+                self.on_kill_timeout,
+            )
+        except Exception as error:
+            self.log.warning("Could not delete Livy batch %s: %r", self._batch_id, error)
+
+    async def _kill_batch(self) -> None:
+        if self._on_kill_action == "keep_batch":
+            self.log.info("Keeping Livy batch %s running: on_kill_action=keep_batch", self._batch_id)
+            return
+        batch_id = validate_batch_id(self._batch_id)
+        hook = self._get_async_hook()
+        if self._batch_name is not None:
+            result = await hook.get_batch(batch_id)
+            batch = result["response"]
+            if result.get("batch_not_found"):
+                self.log.info("Livy no longer knows batch %s; nothing to delete", batch_id)
+                return
+            if result["status"] != "success" or not isinstance(batch, dict):
+                self.log.warning(
+                    "Not deleting Livy batch %s: could not read it to check it is ours: %s", batch_id, batch
+                )
+                return
+            record = BatchRecord(name=self._batch_name, batch_id=batch_id, app_id=self._app_id)
+            if record.identify(batch) is Identity.OTHER:
+                self.log.warning(
+                    "Not deleting Livy batch %s: it is now %r, not %s",
+                    batch_id,
+                    batch.get("name"),
+                    record.describe(),
+                )
+                return
+        self.log.info(
+            "Deleting Livy batch %s: the deferred task was marked failed or success, or cleared", batch_id
+        )
+        result = await hook.delete_batch(batch_id)
+        if result["status"] != "success":
+            self.log.warning("Livy did not delete batch %s: %s", batch_id, result["response"])
+        elif result["response"] == "not found":
+            self.log.info("Livy batch %s was already gone", batch_id)
+        else:
+            self.log.info("Deleted Livy batch %s", batch_id)
 
     def _get_async_hook(self) -> LivyAsyncHook:
         if self._livy_hook_async is None or not isinstance(self._livy_hook_async, LivyAsyncHook):

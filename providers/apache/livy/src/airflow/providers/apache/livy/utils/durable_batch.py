@@ -318,12 +318,18 @@ class DurableBatch:
 
         Livy runs some checks (file, conf) only after registering the batch, so a refused POST can
         leave a batch stuck in ``starting`` under our name; a retry must neither adopt nor keep it.
+        An error while looking for it is logged: the refusal is what the try reports.
         """
         self._save(record.rejected())
-        zombie = self._find_by_name(record.name)
-        if zombie is not None:
-            self.log.warning("Deleting batch %s that Livy left behind after refusing it", zombie.get("id"))
-            self.hook.delete_batch(zombie["id"])
+        try:
+            zombie = self._find_by_name(record.name)
+            if zombie is not None:
+                self.log.warning(
+                    "Deleting batch %s that Livy left behind after refusing it", zombie.get("id")
+                )
+                self.hook.delete_batch(zombie["id"])
+        except LivyError as error:
+            self.log.warning("Could not check for a batch Livy left behind under %r: %s", record.name, error)
 
     def _is_live_legacy_zero(self, previous: BatchRecord) -> bool:
         """
@@ -490,16 +496,20 @@ class DurableBatch:
         if not self._kill_requested:
             return
         self._kill_requested = False
-        delete, why = self.kill_policy.on_sigterm()
-        self._act(delete, why)
-        what = "deleted" if delete else "kept"
-        raise LivyTaskStopped(f"The task was killed and Livy {self._current.describe()} was {what}: {why}")
+        outcome = self._act(*self.kill_policy.on_sigterm())
+        raise LivyTaskStopped(f"The task was killed and Livy {self._current.describe()} {outcome}")
 
-    def _act(self, delete: bool, why: str) -> None:
-        if delete:
-            self.delete(why)
-        else:
+    def _act(self, delete: bool, why: str) -> str:
+        """Delete or keep the batch as decided; return what became of it, for the try's error."""
+        if not delete:
             self.log.warning("Keeping Livy %s: %s", self._current.describe(), why)
+            return f"was kept: {why}"
+        try:
+            self.delete(why)
+        except LivyError as error:
+            self.log.error("Could not delete Livy %s (%s): %s", self._current.describe(), why, error)
+            return f"could not be deleted ({error}): {why}"
+        return f"was deleted: {why}"
 
     def delete(self, why: str) -> None:
         """
