@@ -392,7 +392,7 @@ class TestOnKill:
         def sigterm_on_a_read(body: dict[str, Any]) -> None:
             reads["n"] += 1
             if reads["n"] == kill_on_read:
-                batch.on_kill(timed_out=False)
+                batch.on_kill(timed_out=False, executing=True)
 
         livy.on_state_read = sigterm_on_a_read
         return batch
@@ -443,14 +443,14 @@ class TestOnKill:
     def test_a_timeout_deletes_at_once(self, livy, store):
         batch = durable(store)
         batch.submit(SPARK)
-        batch.on_kill(timed_out=True)
+        batch.on_kill(timed_out=True, executing=False)  # the task's code has stopped
         assert requests_sent(livy)[-2:] == ["GET /batches/0", "DELETE /batches/0"]
 
     def test_a_kill_during_the_post_deletes_the_batch_once_livy_answered(self, livy, store):
         batch = DurableBatch(
             LivyHook(), store=store, key=KEY, task=TASK, log=LOG, kill_policy=policy("failed")
         )
-        livy.post_failure = lambda body: batch.on_kill(timed_out=False)  # SIGTERM while the POST is in flight
+        livy.post_failure = lambda body: batch.on_kill(timed_out=False, executing=True)  # SIGTERM mid-POST
         with pytest.raises(LivyTaskStopped, match="deleted"):
             batch.submit(SPARK)
         assert requests_sent(livy) == ["POST /batches", "GET /batches/0", "DELETE /batches/0"]
@@ -460,10 +460,58 @@ class TestOnKill:
             LivyHook(), store=None, key=KEY, task=TASK, log=LOG, kill_policy=policy("running")
         )
         batch.submit(SPARK)
-        batch.on_kill(timed_out=False)
+        batch.on_kill(timed_out=False, executing=True)
         assert requests_sent(livy) == ["POST /batches", "DELETE /batches/0"]
         with pytest.raises(LivyTaskStopped, match="deleted by this task's on_kill"):
             batch.wait(0.001)  # not a 404: the error says what happened
+
+
+class TestStoppedBetweenHeartbeats:
+    def test_a_sigterm_for_the_execution_timeout_deletes_even_while_airflow_still_runs_the_try(
+        self, livy, store
+    ):
+        # Airflow 3.4's supervisor enforces execution_timeout with a SIGTERM of its own.
+        livy.states_for_new = ["running"] * 10
+        batch = DurableBatch(
+            LivyHook(), store=store, key=KEY, task=TASK, log=LOG, kill_policy=policy("running")
+        )
+        batch.submit(SPARK)
+        livy.on_state_read = lambda body: batch.on_kill(timed_out=True, executing=True)
+        with pytest.raises(LivyTaskStopped, match="deleted: the task hit its execution_timeout"):
+            batch.wait(0.001)
+        assert requests_sent(livy)[-1] == "DELETE /batches/0"
+
+    def test_a_write_refused_because_the_try_was_cleared_deletes_the_batch(self, livy, store):
+        class ClearedStore(type(store)):  # the API server refuses the writes of a cleared try
+            refuse = False
+
+            def set(self, key: str, value: Any, retention: Any = None) -> None:
+                if self.refuse:
+                    raise RuntimeError("task instance not found (410)")
+                super().set(key, value, retention)
+
+        cleared = ClearedStore(livy.journal)
+        livy.states_for_new = ["starting", "running", "running", "success"]
+        batch = DurableBatch(
+            LivyHook(), store=cleared, key=KEY, task=TASK, log=LOG, kill_policy=policy("restarting")
+        )
+        batch.submit(SPARK)
+        cleared.refuse = True  # cleared before the app id is written
+        with pytest.raises(LivyTaskStopped, match="deleted: the task was cleared"):
+            batch.wait(0.001)
+        assert requests_sent(livy)[-1] == "DELETE /batches/0"
+
+    def test_a_write_refused_for_another_reason_is_just_an_error(self, livy, store):
+        class FlakyStore(type(store)):
+            def set(self, key: str, value: Any, retention: Any = None) -> None:
+                raise RuntimeError("API server overloaded")
+
+        batch = DurableBatch(
+            LivyHook(), store=FlakyStore([]), key=KEY, task=TASK, log=LOG, kill_policy=policy("running")
+        )
+        with pytest.raises(RuntimeError, match="overloaded"):
+            batch.submit(SPARK)
+        assert requests_sent(livy) == []
 
 
 class TestFencing:

@@ -24,6 +24,7 @@ this module is glue. Importing it loads no HTTP client: the hook and trigger are
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -203,7 +204,8 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         self.openlineage_inject_transport_info = openlineage_inject_transport_info
         self.on_kill_action = KillAction(on_kill_action)
         self._batch: DurableBatch | None = None
-        self._timed_out = False
+        self._timed_out = self._executing = False
+        self._started = time.monotonic()
 
     @cached_property
     def hook(self) -> LivyHook:
@@ -227,11 +229,14 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
     def execute(self, context: Context) -> Any:
         """Submit (or, after a crash, find) the batch, wait as configured, and return its id."""
         self._inject_openlineage_properties(context)
+        self._started, self._executing = time.monotonic(), True
         try:
             return self.execute_resumable(context)
         except AirflowTaskTimeout:
             self._timed_out = True  # on_kill comes next: Airflow means this task to stop
             raise
+        finally:
+            self._executing = False
 
     # ---- ResumableJobMixin ----------------------------------------------------------------------
 
@@ -294,7 +299,8 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
     def on_kill(self) -> None:
         """Delete the batch if Airflow means the task to stop, keep it if the worker goes away."""
         if self._batch is not None:
-            self._batch.on_kill(timed_out=self._timed_out)
+            timed_out = self._timed_out or self._past_execution_timeout()
+            self._batch.on_kill(timed_out=timed_out, executing=self._executing)
 
     def kill(self) -> None:
         """Delete this task's batch, unless Livy now uses its id for another batch."""
@@ -342,6 +348,11 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
             retry_args=self.retry_args,
             kill_policy=policy,
         )
+
+    def _past_execution_timeout(self) -> bool:
+        """Whether ``execution_timeout`` has passed (Airflow 3.4's supervisor may SIGTERM for it)."""
+        limit = self.execution_timeout.total_seconds() if self.execution_timeout is not None else None
+        return limit is not None and time.monotonic() - self._started >= limit
 
     def _defer_unless_finished(self, batch: DurableBatch) -> None:
         if batch.check():

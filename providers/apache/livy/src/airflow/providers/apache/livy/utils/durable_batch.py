@@ -49,7 +49,7 @@ from airflow.providers.apache.livy.utils.batch_record import (
     NotOurRecord,
     batch_name,
 )
-from airflow.providers.apache.livy.utils.kill_policy import KillPolicy
+from airflow.providers.apache.livy.utils.kill_policy import RUNNING, KillPolicy
 from airflow.providers.apache.livy.utils.states import BatchOutcome, batch_outcome
 
 if TYPE_CHECKING:
@@ -182,7 +182,7 @@ class DurableBatch:
         self._logs_shown = False
         self._delivered = False
         self._warned_unnamed = False
-        self._kill_requested = False
+        self._kill_requested: str | None = None
         self._deleted_because: str | None = None
 
     # ---- Resuming what an earlier try left -----------------------------------------------------
@@ -473,30 +473,33 @@ class DurableBatch:
 
     # ---- Killing -------------------------------------------------------------------------------
 
-    def on_kill(self, *, timed_out: bool) -> None:
+    def on_kill(self, *, timed_out: bool, executing: bool) -> None:
         """
         Airflow is killing this try: delete the batch or keep it, as the :class:`KillPolicy` says.
 
-        Called from the task runner's SIGTERM handler, where the task's channel to the API server
-        must not be used (the interrupted code may hold it): a durable try only notes the request,
-        and the waiting code acts on it within :attr:`sleep_slice`. After ``execution_timeout`` the
-        task's code has stopped, so the decision is made at once.
+        While the task's code runs (``executing``), this is the task runner's SIGTERM handler, where
+        the task's channel to the API server must not be used (the interrupted code may hold it):
+        a durable try only notes the request, and the waiting code acts on it within
+        :attr:`sleep_slice`. Once the code has stopped (after ``execution_timeout``), it acts at once.
         """
         if self.record is None:
             return
         if self.store is None:
             self.delete("durable=False, as provider 4.6.4 did")
-        elif timed_out:
-            self._act(*self.kill_policy.on_timeout())
+        elif executing:
+            self._kill_requested = "timeout" if timed_out else "sigterm"
         else:
-            self._kill_requested = True
+            self._act(*self._kill_decision(timed_out))
+
+    def _kill_decision(self, timed_out: bool) -> tuple[bool, str]:
+        return self.kill_policy.on_timeout() if timed_out else self.kill_policy.on_sigterm()
 
     def _honour_kill_request(self) -> None:
         """Act on a kill request ``on_kill`` made; the try then stops with an error that says why."""
-        if not self._kill_requested:
+        if self._kill_requested is None:
             return
-        self._kill_requested = False
-        outcome = self._act(*self.kill_policy.on_sigterm())
+        timed_out, self._kill_requested = self._kill_requested == "timeout", None
+        outcome = self._act(*self._kill_decision(timed_out))
         raise LivyTaskStopped(f"The task was killed and Livy {self._current.describe()} {outcome}")
 
     def _act(self, delete: bool, why: str) -> str:
@@ -562,7 +565,11 @@ class DurableBatch:
         """Raise if a later try has taken the batch over: this try is stale and must not touch it."""
         if self.task is None or self.store is None:
             return
-        stored = self._parse(self.store.get(self.key))
+        try:
+            stored = self._parse(self.store.get(self.key))
+        except Exception as error:  # the record cannot be read: nothing says a later try took over
+            self.log.warning("Could not read the record to check who owns the batch: %s", error)
+            return
         if stored is not None and stored.is_owned_by_a_try_after(self.task.try_number):
             raise LivyBatchTakenOver(
                 f"try {self.task.try_number} no longer owns Livy {stored.describe()}: try "
@@ -652,8 +659,27 @@ class DurableBatch:
         """Store ``record`` (the whole record), unless a later try owns the batch now."""
         if self.store is not None:
             self._fence()
-            self.store.set(self.key, record.to_json())
+            try:
+                self.store.set(self.key, record.to_json())
+            except Exception as error:
+                self._stop_if_airflow_stopped_this_try(error)
+                raise
         self.record = record
+
+    def _stop_if_airflow_stopped_this_try(self, error: Exception) -> None:
+        """
+        A write failed: if that is because Airflow no longer runs this try, act as ``on_kill`` would.
+
+        A try cleared or marked failed between two heartbeats learns it here first: its writes are
+        refused before the supervisor's SIGTERM arrives.
+        """
+        state = self.kill_policy.airflow_state()
+        if state is None or state == RUNNING:
+            return
+        outcome = self._act(*self.kill_policy.on_sigterm())
+        raise LivyTaskStopped(
+            f"Airflow stopped this try and Livy {self._current.describe()} {outcome}"
+        ) from error
 
     def _update(self, record: BatchRecord) -> None:
         """Save ``record`` if it differs from the current one."""

@@ -21,8 +21,9 @@ Airflow's task runner calls ``on_kill`` on SIGTERM and after ``execution_timeout
 from two places that look the same to the task process: the supervisor, because the API server no
 longer holds this try as running (it was marked failed or success, cleared, or its dag run was
 deleted), or the worker going away (a pod eviction, a deploy, ``systemctl stop``, a Celery cold
-shutdown: the supervisor forwards its own SIGTERM). The policy tells them apart by asking the API
-server for this task instance's state.
+shutdown: Airflow 3.3's supervisor forwards its own SIGTERM; 3.4's waits for the task instead, and
+the SIGKILL that follows leaves the batch to the retry). The policy tells them apart by asking the
+API server for this task instance's state.
 """
 
 from __future__ import annotations
