@@ -10,7 +10,19 @@ from standin_helpers import Client
 
 from livy_standin import LivyStandin
 
-ENTRY_KEYS = {"seq", "time", "monotonic", "method", "path", "query", "kind", "status", "name", "created_id"}
+ENTRY_KEYS = {
+    "seq",
+    "time",
+    "monotonic",
+    "method",
+    "path",
+    "query",
+    "kind",
+    "status",
+    "name",
+    "created_id",
+    "fault",
+}
 
 
 def journal(http: Client) -> list[dict[str, object]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -29,6 +30,9 @@ REQUEST_KINDS = (
 )
 JOURNAL_LIMIT = 100_000
 """The request journal keeps the newest this many requests."""
+FAULT_KEYS = frozenset({"kind", "method", "path", "status", "body", "content_type", "headers", "times"})
+_FAULT_JSON = "application/json;charset=utf-8"
+_FAULT_TEXT = "text/plain;charset=utf-8"
 _DIGITS = re.compile(r"[0-9]+")
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
@@ -104,10 +108,103 @@ class RequestRecord:
     """``POST /batches``: the ``name`` of a body that could be read; else ``None``."""
     created_id: int | None
     """``POST /batches``: the id of the batch it created (also for a dropped reply); else ``None``."""
+    fault: int | None = None
+    """The id of the scripted fault (``POST /admin/faults``) that answered it; ``None`` if Livy did."""
 
     def as_json(self) -> dict[str, Any]:
         """The entry as ``GET /admin/requests`` lists it."""
         return asdict(self)
+
+
+@dataclass
+class Fault:
+    """A scripted error reply, as a gateway or proxy in front of Livy would send.
+
+    It answers the next ``times`` requests that match; Livy never sees them (nothing is created,
+    read or deleted).
+    """
+
+    id: int
+    kind: str
+    """The counter key it matches (``GET /batches/{name}``, ...): one of REQUEST_KINDS."""
+    method: str | None
+    """The method as sent (``HEAD`` is not ``GET`` here); ``None`` matches any method of the kind."""
+    path: str | None
+    """The exact path (no query) it matches; ``None`` matches any."""
+    status: int
+    body: bytes
+    content_type: str
+    headers: dict[str, str]
+    times: int
+    """How many more requests it answers."""
+    served: int = 0
+
+    def matches(self, method: str, kind: str, path: str) -> bool:
+        """Whether the request ``method path`` (counted as ``kind``) gets this reply."""
+        return (
+            self.times > 0
+            and kind == self.kind
+            and self.method in (None, method)
+            and self.path in (None, path)
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The fault as ``GET /admin/faults`` lists it (``body`` as text)."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "body": self.body.decode("utf-8", "replace"),
+            "content_type": self.content_type,
+            "headers": dict(self.headers),
+            "times": self.times,
+            "served": self.served,
+        }
+
+
+def fault_from_spec(fault_id: int, spec: dict[str, Any]) -> Fault:
+    """Check a fault as ``POST /admin/faults`` takes it; raise ApiError 400 naming the bad field."""
+    unknown = sorted(set(spec) - FAULT_KEYS)
+    if unknown:
+        raise ApiError(400, msg(f"admin: unknown fault field {unknown[0]!r} (known: {sorted(FAULT_KEYS)})"))
+    kind = spec.get("kind")
+    if kind not in REQUEST_KINDS:
+        raise ApiError(400, msg(f"admin: fault kind must be one of {list(REQUEST_KINDS)}, got {kind!r}"))
+    method = spec.get("method")
+    if method is not None:
+        if not isinstance(method, str) or not method.isalpha():
+            raise ApiError(400, msg(f"admin: fault method must be an HTTP method, got {method!r}"))
+        method = method.upper()
+        kind_method = kind.split(" ")[0]
+        if kind != "other" and method not in (kind_method, "HEAD" if kind_method == "GET" else kind_method):
+            raise ApiError(400, msg(f"admin: method {method} never counts as {kind!r}"))
+    path = spec.get("path")
+    if path is not None and (not isinstance(path, str) or not path.startswith("/")):
+        raise ApiError(400, msg(f"admin: fault path must start with '/', got {path!r}"))
+    status = spec.get("status")
+    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
+        raise ApiError(400, msg(f"admin: fault status must be an integer in 200..599, got {status!r}"))
+    raw = spec.get("body", "")
+    body = raw.encode() if isinstance(raw, str) else json.dumps(raw, separators=(",", ":")).encode()
+    if status in (204, 304) and body:
+        raise ApiError(400, msg(f"admin: a {status} reply has no body"))
+    content_type = spec.get("content_type", _FAULT_TEXT if isinstance(raw, str) else _FAULT_JSON)
+    if not isinstance(content_type, str) or not content_type or not content_type.isprintable():
+        raise ApiError(400, msg(f"admin: fault content_type must be a header value, got {content_type!r}"))
+    headers = spec.get("headers") or {}
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and k.isprintable() and v.isprintable() and ":" not in k
+        for k, v in headers.items()
+    ):
+        raise ApiError(400, msg("admin: fault headers must be an object of header names to strings"))
+    if {k.lower() for k in headers} & {"content-type", "content-length"}:
+        raise ApiError(400, msg("admin: set content_type instead; Content-Length is computed"))
+    times = spec.get("times", 1)
+    if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+        raise ApiError(400, msg(f"admin: fault times must be an integer >= 1, got {times!r}"))
+    return Fault(fault_id, kind, method, path, status, body, content_type, dict(headers), times)
 
 
 @dataclass
@@ -141,6 +238,8 @@ class Registry:
         self.journal: deque[RequestRecord] = deque(maxlen=JOURNAL_LIMIT)
         self.next_seq = 0
         self.journal_floor = 0
+        self.faults: list[Fault] = []
+        self.next_fault_id = 0
         self.reset_stats()
 
     # --- counters and journal ---------------------------------------------------------------------
@@ -170,13 +269,47 @@ class Registry:
         return [entry.as_json() for entry in entries]
 
     def reset_stats(self) -> dict[str, str]:
-        """Zero every counter and empty the request journal."""
+        """Zero every counter, empty the request journal and drop the pending faults."""
         with self.lock:
             self.counts = dict.fromkeys(REQUEST_KINDS, 0)
             self.batches_created = 0
             self.journal.clear()
             self.journal_floor = self.next_seq
+            self.faults.clear()
         return msg("reset")
+
+    # --- scripted faults --------------------------------------------------------------------------
+    def add_fault(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Script an error reply (see :func:`fault_from_spec`); faults match in the order added."""
+        with self.lock:
+            fault = fault_from_spec(self.next_fault_id, spec)
+            self.next_fault_id += 1
+            self.faults.append(fault)
+            return fault.as_json()
+
+    def take_fault(self, method: str, kind: str, path: str) -> Fault | None:
+        """The first pending fault matching the request, used up once; ``None`` if Livy answers it."""
+        with self.lock:
+            for fault in self.faults:
+                if fault.matches(method, kind, path):
+                    fault.times -= 1
+                    fault.served += 1
+                    if fault.times == 0:
+                        self.faults.remove(fault)
+                    return fault
+        return None
+
+    def pending_faults(self) -> list[dict[str, Any]]:
+        """The faults that still answer requests, in matching order."""
+        with self.lock:
+            return [fault.as_json() for fault in self.faults]
+
+    def clear_faults(self) -> dict[str, Any]:
+        """Drop every pending fault."""
+        with self.lock:
+            dropped = len(self.faults)
+            self.faults.clear()
+        return {"msg": "cleared", "dropped": dropped}
 
     def stats(self) -> dict[str, Any]:
         """The admin counters."""

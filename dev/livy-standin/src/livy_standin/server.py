@@ -102,11 +102,18 @@ class _HTTPServer(ThreadingHTTPServer):
 class _Reply(Exception):
     """Raised to send a finished reply from deep inside a route."""
 
-    def __init__(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        body: object,
+        headers: dict[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> None:
         super().__init__(status)
         self.status = status
         self.body = body
         self.headers = headers or {}
+        self.content_type = content_type
 
 
 class _DropReply(Exception):
@@ -122,6 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
     _arrival: Arrival | None = None
     _posted_name: str | None = None
     _created_id: int | None = None
+    _fault_id: int | None = None
 
     @property
     def app(self) -> _HTTPServer:
@@ -154,6 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._arrival = None
         self._posted_name = None
         self._created_id = None
+        self._fault_id = None
         try:
             reply = self._dispatch()
         except _DropReply:
@@ -164,7 +173,7 @@ class _Handler(BaseHTTPRequestHandler):
         # Journaled before the reply goes out: a client that has the reply finds the entry.
         self._journal(reply.status)
         try:
-            self._send(reply.status, reply.body, reply.headers)
+            self._send(reply.status, reply.body, reply.headers, reply.content_type)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
             self._log(f"{reply.status} (client gone)")
@@ -187,6 +196,7 @@ class _Handler(BaseHTTPRequestHandler):
                 status=status,
                 name=self._posted_name,
                 created_id=self._created_id,
+                fault=self._fault_id,
             )
         )
 
@@ -227,11 +237,18 @@ class _Handler(BaseHTTPRequestHandler):
             chunks.append(self.rfile.read(size))
             self.rfile.readline()
 
-    def _send(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: object,
+        headers: dict[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> None:
         if isinstance(body, bytes):
             payload, ctype = body, "text/html;charset=iso-8859-1"
         else:
             payload, ctype = json.dumps(body, separators=(",", ":")).encode(), _JSON
+        ctype = content_type or ctype
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(payload)))
@@ -265,6 +282,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         registry = self.app.registry
         self._arrival = registry.arrive(classify(method, parts))
+        # A scripted fault stands for a gateway in front of Livy: it answers before Livy (or its CSRF
+        # filter) sees the request.
+        fault = registry.take_fault(self.command, self._arrival.kind, split.path)
+        if fault is not None:
+            self._fault_id = fault.id
+            raise _Reply(fault.status, fault.body, fault.headers, fault.content_type)
         if self.app.csrf and self.command not in SAFE_METHODS and "X-Requested-By" not in self.headers:
             raise _Reply(400, csrf_page(split.path))
         if parts == ["version"]:
@@ -346,6 +369,10 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Reply(200, registry.config())
         if method == "GET" and rest == ["requests"]:
             raise _Reply(200, registry.requests())
+        if method == "GET" and rest == ["faults"]:
+            raise _Reply(200, registry.pending_faults())
+        if method == "DELETE" and rest == ["faults"]:
+            raise _Reply(200, registry.clear_faults())
         if method != "POST":
             raise _Reply(404, msg(f"unknown admin endpoint {method} /admin/{'/'.join(rest)}"))
         args = _admin_args(body)
@@ -363,6 +390,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Reply(200, registry.forget(int(rest[1])))
         if rest == ["reset-stats"]:
             raise _Reply(200, registry.reset_stats())
+        if rest == ["faults"]:
+            raise _Reply(200, registry.add_fault(args))
         if rest == ["config"]:
             retain = _number(args, "retain_seconds", None)
             interval = _number(args, "gc_interval", None)
@@ -523,8 +552,37 @@ class LivyStandin:
         return self.registry.requests()
 
     def reset_stats(self) -> None:
-        """Same as POST /admin/reset-stats (counters and journal)."""
+        """Same as POST /admin/reset-stats (counters, journal and pending faults)."""
         self.registry.reset_stats()
+
+    def add_fault(
+        self,
+        kind: str,
+        status: int,
+        body: object = "",
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        content_type: str | None = None,
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+    ) -> dict[str, Any]:
+        """Same as POST /admin/faults: answer the next ``times`` requests of ``kind`` with this reply.
+
+        ``body`` is sent as UTF-8 text if a string, else as JSON; raises ApiError 400 on a bad field.
+        """
+        spec: dict[str, Any] = {"kind": kind, "status": status, "body": body, "times": times}
+        optional = {"method": method, "path": path, "content_type": content_type, "headers": headers}
+        spec.update({key: value for key, value in optional.items() if value is not None})
+        return self.registry.add_fault(spec)
+
+    def faults(self) -> list[dict[str, Any]]:
+        """Same as GET /admin/faults: the faults that still answer requests."""
+        return self.registry.pending_faults()
+
+    def clear_faults(self) -> dict[str, Any]:
+        """Same as DELETE /admin/faults."""
+        return self.registry.clear_faults()
 
     def configure(self, retain_seconds: float | None = None, gc_interval: float | None = None) -> None:
         """Same as POST /admin/config."""

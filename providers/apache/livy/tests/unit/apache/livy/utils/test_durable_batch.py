@@ -454,6 +454,10 @@ class TestOnKill:
         with pytest.raises(LivyTaskStopped, match="deleted"):
             batch.submit(SPARK)
         assert requests_sent(livy) == ["POST /batches", "GET /batches/0", "DELETE /batches/0"]
+        assert (stored(store).batch_id, stored(store).final_state) == (0, "killed")
+        next_try = durable(store, try_number=2)
+        assert next_try.resume(store.get(KEY)) is ResumeDecision.SUBMIT
+        assert next_try.submit(SPARK).name == our_name(submission=2), "never the deleted batch's name"
 
     def test_without_a_store_on_kill_deletes_at_once_as_4_6_4_did(self, livy):
         batch = DurableBatch(

@@ -540,6 +540,18 @@ class DurableBatch:
         self.log.warning("Deleting Livy %s: %s", record.describe(), why)
         self._deleted_because = why
         self.hook.delete_batch(batch_id)
+        self._remember_deleted(record, batch_id)
+
+    def _remember_deleted(self, record: BatchRecord, batch_id: int) -> None:
+        """Record the deleted batch as ``killed``, so no later try adopts it or posts its name again."""
+        if record.is_finished or self.store is None:
+            return
+        killed = (record if record.batch_id is not None else record.created(batch_id)).finished("killed")
+        self.record = killed
+        try:
+            self.store.set(self.key, killed.to_json())
+        except Exception as error:  # a try Airflow stopped may no longer write; the DELETE is done
+            self.log.warning("Could not record that %s was deleted: %s", record.describe(), error)
 
     def _still_ours(self, record: BatchRecord) -> bool:
         assert record.batch_id is not None
