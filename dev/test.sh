@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command (README, CI): lint and types, then every test on Airflow 3.3 (unit,
-# stand-in, fault matrix, real-Airflow e2e), then the unit tests that apply on Airflow 3.2 and 2.11.
+# stand-in, fault matrix, real-Airflow e2e), then on Airflow 3.4 (a pre-release) the unit tests, the
+# fault matrix and the e2e tests, then the unit tests that apply on Airflow 3.2 and 2.11.
 #   bash dev/test.sh           everything
 #   bash dev/test.sh --quick   Airflow 3.3 only, without the e2e tests
 set -euo pipefail
@@ -10,25 +11,46 @@ quick=false
 [[ "${1:-}" == "--quick" ]] && quick=true
 
 start=$(date +%s)
+# step NAME: log NAME and time it until the next step (or the end); the end lists every step's time.
+steps=()
+step_name="environments"
+step_start=$start
+step() {
+  local now
+  now=$(date +%s)
+  steps+=("$(printf '%4d s  %s' $((now - step_start)) "$step_name")")
+  step_name="$1"
+  step_start=$now
+  log "$1"
+}
+
 ensure_uv
-versions=(3.3 3.2 2.11)
+versions=(3.3 3.4 3.2 2.11)
 $quick && versions=(3.3)
 for version in "${versions[@]}"; do make_env "$version"; done
 
-log "ruff and mypy"
+step "ruff and mypy"
 in_env 3.3 ruff check .
 in_env 3.3 ruff format --check .
 in_env 3.3 mypy --config-file pyproject.toml
 
-log "Airflow 3.3: all tests"
+step "Airflow 3.3: all tests"
 selection=()
 $quick && selection=(-m "not e2e")
 in_env 3.3 python -m pytest "${selection[@]}"
 
 if ! $quick; then
+  step "Airflow 3.4: unit tests (all, including airflow33) and the fault matrix"
+  in_env 3.4 python -m pytest providers/apache/livy/tests/unit providers/apache/livy/tests/faults
+
+  # Its own deployment (a scratch AIRFLOW_HOME), as the 3.3 step's e2e tests had.
+  step "Airflow 3.4: e2e"
+  in_env 3.4 python -m pytest providers/apache/livy/tests/e2e
+
   for version in 3.2 2.11; do
-    log "Airflow $version: unit tests that apply before 3.3 (imports, stub mixin, hooks, sensor, trigger)"
+    step "Airflow $version: unit tests that apply before 3.3 (imports, stub mixin, hooks, sensor, trigger)"
     in_env "$version" python -m pytest providers/apache/livy/tests/unit -m "not airflow33"
   done
 fi
-log "all tests passed in $(( $(date +%s) - start )) s"
+step "all tests passed in $(( $(date +%s) - start )) s"
+printf '%s\n' "${steps[@]}" >&2

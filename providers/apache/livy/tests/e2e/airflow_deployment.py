@@ -1,18 +1,23 @@
 """
-A real Airflow 3.3 deployment on the loopback interface, with the Livy stand-in, for end-to-end tests.
+A real Airflow 3.3+ deployment on the loopback interface, with the Livy stand-in, for end-to-end tests.
+
+It runs the Airflow installed next to this interpreter (3.3 or 3.4); :data:`AIRFLOW_VERSION` and
+:data:`AIRFLOW_3_4_PLUS` say which, for the expectations where Airflow's own behaviour differs.
 
 Used by the e2e tests (``conftest.py``) and by ``dev/demo.py``; this is the only copy.
 
 * :class:`Deployment` makes a scratch ``AIRFLOW_HOME`` (LocalExecutor, SQLite), copies DAG files into
   its dags folder, runs ``airflow db migrate`` and starts the Livy stand-in, ``airflow api-server``,
-  ``airflow scheduler`` and ``airflow dag-processor``, each in its own process group, all bound to
-  127.0.0.1. It talks to the public REST API (no token: the simple auth manager makes everyone admin)
-  and to the stand-in's ``/admin`` endpoints, finds worker processes in ``/proc`` and SIGKILLs them.
-  :meth:`Deployment.stop` ends every process it started, by pid, including task processes (each in a
-  process group of its own) and the ones a killed supervisor orphaned.
-* :func:`run_crash_scenario` triggers one run, kills the worker at the chosen point (or, once the
-  task succeeded, clears it through the REST API so that it runs again), waits for the end and
-  collects what Livy and Airflow saw, with a timeline.
+  ``airflow scheduler``, ``airflow dag-processor`` and optionally ``airflow triggerer``, each in its
+  own process group, all bound to 127.0.0.1. It talks to the public REST API (no token: the simple
+  auth manager makes everyone admin) and to the stand-in's ``/admin`` endpoints, finds worker
+  processes in ``/proc`` and signals them (SIGKILL, SIGTERM, SIGSTOP/SIGCONT), and kills and restarts
+  the triggerer. :meth:`Deployment.stop` ends every process it started, by pid, including task
+  processes (each in a process group of its own) and the ones a killed supervisor orphaned.
+* :func:`run_crash_scenario` triggers one run, acts on try 1 at the chosen point (see :data:`KILLS`:
+  a signal to the worker, a mark-failed or clear through the REST API, a triggerer crash; or, once
+  the task succeeded, a clear so that it runs again), waits for the end and collects what Livy and
+  Airflow saw, with a timeline.
 
 Nothing here reads the operator's log wording: when to kill and what happened come from data, the
 stand-in's request journal (``GET /admin/requests``) and batches, and Airflow's REST API (task
@@ -38,10 +43,46 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import requests
+from packaging.version import Version
+
+
+def _installed_airflow() -> Version | None:
+    try:
+        return Version(version("apache-airflow"))
+    except PackageNotFoundError:
+        return None
+
+
+AIRFLOW_VERSION = _installed_airflow()
+"""The installed ``apache-airflow`` (what the deployment runs), or None."""
+AIRFLOW_3_4_PLUS = AIRFLOW_VERSION is not None and AIRFLOW_VERSION.release[:2] >= (3, 4)
+"""Airflow 3.4 or later, pre-releases included (``3.4.0b2``). Where 3.4 behaves differently: its
+LocalExecutor reports a worker that died as failed at once (3.3 waits for the heartbeat timeout); its
+supervisor keeps running its task on SIGTERM (a warm shutdown; 3.3 forwards the SIGTERM); a clear
+creates the next try at once and, through ``clearTaskInstances``, discards the task state store
+unless ``keep_task_state`` is set (3.3 keeps it)."""
+HEARTBEAT_PURGE_CRASHES_THE_SCHEDULER = AIRFLOW_VERSION in (Version("3.4.0b2"),)
+"""An upstream bug of Airflow 3.4.0b2 (checked on that exact release, so that a fixed one runs everything):
+when the scheduler's heartbeat timeout fails a task instance
+(``SchedulerJobRunner._purge_task_instances_without_heartbeats``: ``handle_failure`` for a ``running``
+one, ``complete_restart`` for a cleared ``restarting`` one, scheduler_job_runner.py:4152-4154), the
+successor try's INSERT (``TaskInstance.prepare_db_for_next_try``, taskinstance.py:1741) fails with
+``UNIQUE constraint failed: task_instance.dag_id, ..., task_instance.working_set`` on SQLite: the
+attempt it replaces is still in the working set. The scheduler loop dies with it. After a SIGKILL of the
+worker, 3.4's LocalExecutor fails the try before the heartbeat timeout (no purge); see
+:data:`KILLED_TASK_CLEANUP_TIME` for a clear. A frozen worker can only be failed by the purge."""
+
+HEARTBEAT_TIMEOUT = 30 if HEARTBEAT_PURGE_CRASHES_THE_SCHEDULER else 10
+"""``[scheduler] task_instance_heartbeat_timeout`` (heartbeats every 2 s): how long after its last
+heartbeat the scheduler fails a running try whose supervisor went silent (a SIGKILLed supervisor on
+3.3, a frozen worker). 30 s where that purge would crash the scheduler: there no scenario needs it (the
+frozen worker's test is skipped; 3.4's LocalExecutor reports a killed supervisor itself), and a cleared
+try's supervisor, silent for ~7 s (:data:`KILLED_TASK_CLEANUP_TIME`), stays far from it."""
 
 LOOPBACK = "127.0.0.1"
 TERMINAL_TI_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
@@ -49,6 +90,31 @@ RUN_ID_CONF_KEY = "spark.airflow.run_id"
 """The Spark conf key the example DAG sets to the run id: how a batch is traced back to its run."""
 
 _SUPERVISOR_TITLE = "airflow worker -- LocalExecutor"
+TRIGGERER_HEALTH_CHECK_THRESHOLD = 5
+"""Seconds without a heartbeat (sent every second) after which a restarted triggerer adopts the triggers
+of the one it replaces (Airflow's default: 30)."""
+GRACEFUL_STOP_GRACE = 10.0
+"""Seconds between the SIGTERM of a graceful stop and the SIGKILL, as Kubernetes'
+``terminationGracePeriodSeconds`` (there 30 by default)."""
+KILLED_TASK_CLEANUP_TIME = 5
+"""``[core] killed_task_cleanup_time``: how long a supervisor that SIGTERMed its task (marked failed,
+cleared) waits before it escalates to SIGKILL. Airflow 3.3's supervisor does not read it (its
+escalation delay is a fixed 5 s); 3.4's does, with a default of 60 s. Set to 3.3's 5 s so that both
+versions give ``on_kill`` the same time, and because on 3.4.0b2 the supervisor then sits out the whole
+delay in ``selector.select()`` even after the task process exited (``ActivitySubprocess.kill``):
+with 60 s the scheduler's heartbeat timeout purges the cleared ``restarting`` task instance meanwhile,
+which crashes the scheduler (:data:`HEARTBEAT_PURGE_CRASHES_THE_SCHEDULER`). With 5 s the supervisor
+reports back ~7 s after its last heartbeat."""
+SQLITE_BUSY_TIMEOUT = 30
+"""Seconds an Airflow process waits for SQLite's write lock (``sqlite3.connect(timeout=...)``; Python's
+default, 5 s, has ended a restarted triggerer at startup with "database is locked" while every
+scenario ran at once on a loaded 2-core machine)."""
+SQLITE_LOCKED = "database is locked"
+TRIGGERER_STARTUP_SECONDS = 60.0
+"""A triggerer that exits this soon after its start with :data:`SQLITE_LOCKED` in its log is started
+again (at most :data:`TRIGGERER_REVIVALS` times), as a process supervisor would; any other exit of a
+server process fails the scenarios."""
+TRIGGERER_REVIVALS = 3
 _LOG_KEYS_NOT_SHOWN = frozenset(
     {"event", "level", "timestamp", "logger", "sources", "filename", "lineno"}
     | {"dag_id", "run_id", "task_id", "map_index", "try_number", "ti_id"}
@@ -57,6 +123,14 @@ _LOG_KEYS_NOT_SHOWN = frozenset(
 
 class DeploymentError(RuntimeError):
     """The deployment could not start or did not behave in time; the message says what and where."""
+
+
+class ApiError(DeploymentError):
+    """The REST API answered with an unexpected status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def free_port() -> int:
@@ -176,12 +250,14 @@ class Component:
 
 class Deployment:
     """
-    Airflow 3.3 (api-server, scheduler, dag-processor; LocalExecutor, SQLite) plus the Livy stand-in.
+    Airflow 3.3+ (api-server, scheduler, dag-processor, optionally triggerer; LocalExecutor, SQLite) plus
+    the Livy stand-in.
 
     :param home: the ``AIRFLOW_HOME`` to use; created if missing. Reusing a home keeps its migrated
         database (a warm start).
     :param dag_files: DAG files copied into ``<home>/dags``.
     :param parallelism: ``[core] parallelism``: how many tasks may run at once.
+    :param triggerer: also run ``airflow triggerer`` (for deferrable tasks).
     :param log: called with one line of progress at a time (default: nothing).
     """
 
@@ -191,11 +267,13 @@ class Deployment:
         dag_files: Sequence[Path],
         *,
         parallelism: int = 4,
+        triggerer: bool = False,
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.home = Path(home).resolve()
         self.dag_files = [Path(p) for p in dag_files]
         self.parallelism = parallelism
+        self.with_triggerer = triggerer
         self._log = log or (lambda line: None)
         self.marker = uuid.uuid4().hex
         self.components: dict[str, Component] = {}
@@ -210,6 +288,15 @@ class Deployment:
         # scenarios' threads send their state-changing requests one by one.
         self._writes = threading.Lock()
         self.started_at = time.monotonic()
+        self.retired: list[Component] = []  # components replaced by a restart (killed, reaped)
+        self.triggerer_started_at = 0.0
+        """Unix time the current triggerer was started."""
+        self._triggerer_swap = threading.RLock()
+        """Held while the triggerer is replaced (a harness restart, or a revival after startup)."""
+        self.triggerer_revivals = 0
+        self.triggerer_lock = threading.Lock()
+        """Held by a scenario while it needs the triggerer as it is: the one that kills it, and one that
+        acts on a deferred task (whose trigger's ``on_kill`` runs in the triggerer)."""
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -251,6 +338,8 @@ class Deployment:
         self._start_airflow("api-server", "--workers", "1", "--host", LOOPBACK, "--port", str(self.api_port))
         self._start_airflow("scheduler", "--skip-serve-logs")
         self._start_airflow("dag-processor")
+        if self.with_triggerer:
+            self._start_triggerer()
         wait_until("the Airflow API to answer", self._api_healthy, 120, diagnose=self._where())
         self._log(f"Airflow API ready at {self.api_url} ({self.elapsed():.0f} s)")
         for dag_id in dag_ids:
@@ -311,7 +400,7 @@ class Deployment:
         environ = _read_proc(pid, "environ") or b""
         if f"LIVY_E2E_DEPLOYMENT={self.marker}".encode() in environ.split(b"\0"):
             return True
-        sessions = {c.pid for c in self.components.values()}
+        sessions = {c.pid for c in [*self.components.values(), *self.retired]}
         return session_of(pid) in sessions and cmdline(pid).startswith("airflow")
 
     def _base_env(self) -> dict[str, str]:
@@ -336,7 +425,8 @@ class Deployment:
         helpers = self.home / "python"
         helpers.mkdir(exist_ok=True)
         (helpers / "livy_e2e_loopback.py").write_text(
-            f'"""Hostname callable for Airflow: this deployment is loopback only."""\n\n\n'
+            f'"""Airflow settings of the e2e deployment: a loopback hostname, SQLite connect args."""\n\n'
+            f"SQLITE_CONNECT_ARGS = {{'timeout': {SQLITE_BUSY_TIMEOUT}}}\n\n\n"
             f"def hostname():\n    return {LOOPBACK!r}\n"
         )
         base = self._base_env()
@@ -349,10 +439,12 @@ class Deployment:
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "livy_e2e_loopback.hostname",
             "AIRFLOW__CORE__DAGS_FOLDER": f"{home}/dags",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "livy_e2e_loopback.SQLITE_CONNECT_ARGS",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
+            "AIRFLOW__CORE__KILLED_TASK_CLEANUP_TIME": str(KILLED_TASK_CLEANUP_TIME),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__API__HOST": LOOPBACK,
@@ -364,9 +456,11 @@ class Deployment:
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "10",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "1",
             "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "2",
+            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": str(TRIGGERER_HEALTH_CHECK_THRESHOLD),
             "AIRFLOW_CONN_LIVY_DEFAULT": json.dumps(conn),
         }
 
@@ -410,6 +504,57 @@ class Deployment:
     def _start_airflow(self, command: str, *args: str) -> None:
         self._spawn(command, self._airflow(command, *args), self.env)
 
+    def _start_triggerer(self) -> None:
+        # --skip-serve-logs: no log server (it would listen on every interface).
+        self.triggerer_started_at = time.time()
+        self._start_airflow("triggerer", "--skip-serve-logs")
+
+    def restart_triggerer(self) -> tuple[list[int], float]:
+        """
+        SIGKILL the triggerer and every process under it (a crash: no shutdown, no cleanup), then start
+        a new one, as a process supervisor would. Return the killed pids and the unix time of the kill.
+
+        The new triggerer adopts the old one's triggers once the old heartbeat is older than
+        :data:`TRIGGERER_HEALTH_CHECK_THRESHOLD`.
+        """
+        with self._triggerer_swap:
+            old = self.components["triggerer"]
+            tree = [old.pid, *descendants(old.pid)]
+            self.extra_pids.update(tree)
+            self.retired.append(old)  # before the kill: check_components() must not take it for a crash
+            killed_at = time.time()
+            for pid in tree:
+                if self._is_ours(pid):
+                    _signal_pid(pid, signal.SIGKILL)
+            old.process.wait(timeout=10)
+
+            def gone() -> bool:
+                return not any(alive(pid) for pid in tree)
+
+            wait_until("the killed triggerer's processes to exit", gone, 10)
+            self._start_triggerer()
+        return tree, killed_at
+
+    def _revive_triggerer(self, dead: Component) -> bool:
+        """
+        Start the triggerer again if ``dead`` (the current one) exited at startup on a locked SQLite
+        database (see :data:`TRIGGERER_STARTUP_SECONDS`); whether the triggerer runs (again).
+        """
+        with self._triggerer_swap:
+            if self.components.get("triggerer") is not dead:
+                return True  # another thread revived it meanwhile
+            if (
+                self.triggerer_revivals >= TRIGGERER_REVIVALS
+                or time.time() - self.triggerer_started_at > TRIGGERER_STARTUP_SECONDS
+                or SQLITE_LOCKED not in dead.tail(40)
+            ):
+                return False
+            self.triggerer_revivals += 1
+            self.retired.append(dead)
+            self._log(f"the triggerer exited at startup ({SQLITE_LOCKED}); starting it again")
+            self._start_triggerer()
+            return True
+
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
         log_path = self.process_log_dir / f"{name}.log"
         with log_path.open("ab") as out:
@@ -427,16 +572,25 @@ class Deployment:
     def _where(self) -> str:
         return f"; process logs in {self.process_log_dir}"
 
-    def _check_components(self) -> None:
-        for component in self.components.values():
-            if component.process.poll() is not None:
-                raise DeploymentError(
-                    f"{component.name} exited with {component.process.returncode}; last lines of "
-                    f"{component.log_path}:\n{component.tail()}"
-                )
+    def check_components(self) -> None:
+        """
+        Raise DeploymentError if a server process exited (one the harness retired is not checked; a
+        triggerer that died at startup on a locked database is started again).
+        """
+        for component in list(self.components.values()):
+            if any(component is retired for retired in self.retired):
+                continue  # a triggerer being restarted
+            if component.process.poll() is None:
+                continue
+            if component.name == "triggerer" and self._revive_triggerer(component):
+                continue
+            raise DeploymentError(
+                f"{component.name} exited with {component.process.returncode}; last lines of "
+                f"{component.log_path}:\n{component.tail()}"
+            )
 
     def _api_healthy(self) -> bool:
-        self._check_components()
+        self.check_components()
         reply = self.http.get(f"{self.api_url}/api/v2/monitor/health", timeout=5)
         return reply.status_code == 200
 
@@ -446,14 +600,38 @@ class Deployment:
         """Call the public REST API (``/api/v2`` + ``path``); raise DeploymentError on another status."""
         reply = self.http.request(method, f"{self.api_url}/api/v2{path}", json=body, timeout=30)
         if reply.status_code not in ok:
-            raise DeploymentError(f"{method} /api/v2{path} -> {reply.status_code}: {reply.text[:500]}")
+            raise ApiError(
+                f"{method} /api/v2{path} -> {reply.status_code}: {reply.text[:500]}", reply.status_code
+            )
         return reply.json() if reply.content else None
+
+    def change(
+        self, method: str, path: str, body: Any, took_effect: Callable[[], bool], attempts: int = 4
+    ) -> Any:
+        """
+        A state-changing REST call, one at a time (see ``_writes``), retried after a 5xx unless
+        ``took_effect()`` says it was applied. SQLite takes one writer at a time: the api-server has
+        answered 500 "Database error" when its action log's INSERT (committed before the endpoint runs)
+        waited out SQLite's busy timeout.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                with self._writes:
+                    return self.api(method, path, body)
+            except ApiError as error:
+                if error.status < 500 or attempt == attempts:
+                    raise
+                if took_effect():
+                    raise DeploymentError(f"{error}; yet it took effect: its reply is lost") from error
+                self._log(f"retrying after: {error}")
+                time.sleep(1)
+        raise AssertionError("unreachable")
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
         """Wait until the dag-processor has parsed ``dag_id``; fail at once on an import error."""
 
         def parsed() -> bool:
-            self._check_components()
+            self.check_components()
             errors = self.api("GET", "/importErrors")["import_errors"]
             if errors:
                 raise DeploymentError(
@@ -468,29 +646,74 @@ class Deployment:
     def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any] | None = None) -> dict[str, Any]:
         """Trigger a manual run of ``dag_id`` now."""
         body = {"logical_date": None, "dag_run_id": run_id, "conf": conf or {}}
-        with self._writes:
-            return self.api("POST", f"/dags/{dag_id}/dagRuns", body)
+
+        def exists() -> bool:
+            reply = self.http.get(f"{self.api_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}", timeout=30)
+            return reply.status_code == 200
+
+        return self.change("POST", f"/dags/{dag_id}/dagRuns", body, took_effect=exists)
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         """The DAG run (``state``, ...)."""
         return self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
 
-    def clear_task(self, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
+    def clear_task(
+        self, dag_id: str, run_id: str, task_id: str, keep_task_state: bool | None = None
+    ) -> list[dict[str, Any]]:
         """
         Clear one task instance of a run, whatever its state, as the UI's "Clear" does.
 
         Returns the cleared task instances as the API reports them. ``reset_dag_runs`` puts a finished
-        run back to ``queued``, so the scheduler runs the task again.
+        run back to ``queued``, so the scheduler runs the task again. ``keep_task_state`` (Airflow 3.4+,
+        whose clear discards the task state store by default; 3.3 always keeps it) is sent only if
+        given.
         """
-        body = {
+        body: dict[str, Any] = {
             "dag_run_id": run_id,
             "task_ids": [task_id],
             "only_failed": False,
             "dry_run": False,
             "reset_dag_runs": True,
         }
-        with self._writes:
-            return self.api("POST", f"/dags/{dag_id}/clearTaskInstances", body)["task_instances"]
+        if keep_task_state is not None:
+            if not AIRFLOW_3_4_PLUS:
+                raise ValueError(f"keep_task_state needs Airflow 3.4+; installed: {AIRFLOW_VERSION}")
+            body["keep_task_state"] = keep_task_state
+        before = self.task_instance(dag_id, run_id, task_id)
+
+        def cleared() -> bool:
+            now = self.task_instance(dag_id, run_id, task_id)
+            return (
+                before is None or now is None or (now["id"], now["state"]) != (before["id"], before["state"])
+            )
+
+        reply = self.change("POST", f"/dags/{dag_id}/clearTaskInstances", body, took_effect=cleared)
+        return reply["task_instances"]
+
+    def mark_task(self, dag_id: str, run_id: str, task_id: str, new_state: str) -> list[dict[str, Any]]:
+        """
+        Set a task instance's state, as the UI's "Mark failed" / "Mark success" does; return the task
+        instances as the API reports them. On a running task, the supervisor learns it at its next
+        heartbeat (HTTP 409) and SIGTERMs the task process; on a deferred one, the trigger is removed and
+        the triggerer cancels it.
+        """
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+
+        def marked() -> bool:
+            now = self.task_instance(dag_id, run_id, task_id)
+            return now is not None and now["state"] == new_state
+
+        return self.change("PATCH", path, {"new_state": new_state}, took_effect=marked)["task_instances"]
+
+    def state_store_entry(self, dag_id: str, run_id: str, task_id: str, key: str) -> dict[str, Any] | None:
+        """A key of the task instance's task state store (``key``, ``value``, ``updated_at``), or None."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/state-store/{key}"
+        reply = self.http.get(f"{self.api_url}/api/v2{path}", timeout=30)
+        if reply.status_code == 404:
+            return None
+        if reply.status_code != 200:
+            raise DeploymentError(f"GET /api/v2{path} -> {reply.status_code}: {reply.text[:300]}")
+        return reply.json()
 
     def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any] | None:
         """The task instance (``state``, ``try_number``, ``id``, ...), or None if not created yet."""
@@ -610,11 +833,22 @@ class Deployment:
 
     def sigkill(self, pid: int) -> float:
         """SIGKILL one process of this deployment (refuses any other); return the unix time just before."""
+        return self.send_signal(pid, signal.SIGKILL)
+
+    def signal_if_ours(self, pid: int, signum: signal.Signals) -> bool:
+        """Signal ``pid`` if it still is a live process of this deployment; whether it was."""
         if not self._is_ours(pid):
-            raise DeploymentError(f"refusing to kill {pid}: not a live process of this deployment")
+            return False
+        _signal_pid(pid, signum)
+        return True
+
+    def send_signal(self, pid: int, signum: signal.Signals) -> float:
+        """Signal one process of this deployment (refuses any other); return the unix time just before."""
+        if not self._is_ours(pid):
+            raise DeploymentError(f"refusing to signal {pid}: not a live process of this deployment")
         self.extra_pids.add(pid)
         sent_at = time.time()
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signum)
         return sent_at
 
 
@@ -726,16 +960,56 @@ class Clear:
     """The task instance as the clear request answered it."""
     dag_run_state: str
     """The state of the DAG run right after the clear."""
+    keep_task_state: bool | None = None
+    """What the clear request said about the task state store (None: nothing, the version's default)."""
+    store_after: Any = None
+    """The task state store entry's value right after the clear; None if there was none."""
 
     def describe(self) -> str:
         def ti(values: dict[str, Any]) -> str:
             return " ".join(f"{key}={values[key]}" for key in ("state", "try_number", "max_tries"))
 
+        keep = "" if self.keep_task_state is None else f" (keep_task_state={self.keep_task_state})"
         return (
-            f"cleared at {self.seconds:.1f}s: before {ti(self.ti_before)}; cleared {ti(self.ti_cleared)}; "
-            f"dag run {self.dag_run_state}; had returned {self.return_value!r}, app_id {self.app_id!r}, "
-            f"batches {[(b['id'], b['name']) for b in self.batches]}"
+            f"cleared{keep} at {self.seconds:.1f}s: before {ti(self.ti_before)}; cleared "
+            f"{ti(self.ti_cleared)}; dag run {self.dag_run_state}; had returned {self.return_value!r}, "
+            f"app_id {self.app_id!r}, batches {[(b['id'], b['name']) for b in self.batches]}; "
+            f"task state store after the clear: {self.store_after}"
         )
+
+
+KILLS: dict[str, str] = {
+    "task": "SIGKILL the task process (its supervisor reports the try failed at once)",
+    "supervisor": (
+        "SIGKILL the supervisor (the heartbeat timeout fails the try; the task process is orphaned)"
+    ),
+    "sigterm": (
+        "a graceful stop of the worker (Kubernetes eviction, deploy, systemd stop): SIGTERM to the "
+        "supervisor (Airflow 3.3 forwards it to the task process; 3.4's warm shutdown lets the task run "
+        "on); after GRACEFUL_STOP_GRACE s SIGKILL to the task process and its supervisor if the task "
+        "process still lives"
+    ),
+    "freeze": (
+        "SIGSTOP the supervisor and the task process (a frozen worker, a network partition) until the "
+        "heartbeat timeout failed the try and try 2 polls the batch; then SIGCONT both: two tries alive"
+    ),
+    "mark_failed": "mark the task instance failed through the REST API",
+    "clear": "clear the task instance through the REST API while it runs (the scheduler runs it again)",
+    "triggerer": "SIGKILL the triggerer and its processes (a crash), then start a new triggerer",
+}
+"""What the harness can do to try 1 (``kill``), once it is polling a running batch."""
+STEADY_KILLS = frozenset({"sigterm", "freeze", "mark_failed", "clear"})
+"""Done once the task polls the running batch steadily (see :func:`polls_steadily`), not at its first
+poll: past the task's record write that follows the batch's start, so the action does not race it."""
+STEADY_POLLS = 3
+SETTLING_KILLS = frozenset({"sigterm", "freeze", "mark_failed", "clear"})
+"""After these (and after any run that did not succeed), the end of the run waits until try 1's task
+process is gone and, unless the task succeeded, until Livy heard nothing of the run for
+:data:`QUIET_SECONDS`: a DELETE from ``on_kill`` may follow the moment Airflow recorded the end."""
+QUIET_SECONDS = 5.0
+SETTLE_TIMEOUT = 30.0
+ACTION_TIMEOUT = 90.0
+"""How long a blocking step of an action (try 2 to reconnect, the new triggerer to adopt) may take."""
 
 
 @dataclass
@@ -746,15 +1020,33 @@ class CrashRun:
     run_id: str
     task_id: str
     kill: str | None
+    """What the harness did to try 1 (see :data:`KILLS`), or ``None``."""
+    while_deferred: bool = False
+    """Whether the harness acted while try 1 was deferred (else while it ran in a worker)."""
     events: list[Event] = field(default_factory=list)
     began_at: float = 0.0
     """Unix time of the trigger."""
+    ended_at: float | None = None
+    """Unix time the harness saw the run end (and, after a settling action, settle)."""
     killed_pids: dict[str, int] = field(default_factory=dict)
+    """The processes the harness signalled (``task``, ``supervisor``, ``triggerer``)."""
+    try_1_pids: dict[str, int] = field(default_factory=dict)
+    """Try 1's ``task`` process and ``supervisor``, when the harness acted on a running try 1."""
     killed_at: float | None = None
-    """Unix time just before the harness sent its SIGKILL (``None`` if it killed nothing): every
-    request that arrived earlier was sent before the kill, and the try ended after it."""
+    """Unix time just before the harness sent its (first) signal (``None`` if it sent none): every
+    request that arrived earlier was sent before the signal, and the try ended after it."""
+    acted_at: float | None = None
+    """Unix time just before the harness acted on try 1 (a signal or a REST call); ``None`` if it did not."""
+    action_reply: dict[str, Any] | None = None
+    """The task instance as the mark-failed or clear request answered it."""
     marks: dict[str, float] = field(default_factory=dict)
-    """Unix times at which notable things were seen (``orphan_exited``: at most 0.5 s late)."""
+    """Unix times at which notable things were seen, at most 0.5 s late: ``orphan_exited``,
+    ``task_exited`` (try 1's task process, after a SIGTERM: at most 0.1 s late), ``sigkilled``,
+    ``resumed`` (SIGCONT), ``stale_exited`` (try 1's task process after the SIGCONT),
+    ``retry_polled`` (try 2's first poll seen), ``triggerer_started``, ``triggerer_polled``."""
+    store: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    """Snapshots of the task state store entry ``livy_batch_id`` (``value``, ``updated_at``): ``end``;
+    after a freeze also ``before_resume`` and ``stale_exited``."""
     final_state: str | None = None
     try_number: int | None = None
     tries: list[Try] = field(default_factory=list)
@@ -791,9 +1083,60 @@ class CrashRun:
         assert end is not None, f"try {number} has no end\n{self.describe()}"
         return end
 
+    def requests_of(self, method: str) -> list[dict[str, Any]]:
+        """The run's requests with ``method`` (``POST``, ``DELETE``, ...), in arrival order."""
+        return [e for e in self.requests if e["method"] == method]
+
     def since_trigger(self, at: float | None) -> str:
         """A unix time as seconds since the trigger, for messages."""
         return "-" if at is None else f"{at - self.began_at:.1f}s"
+
+    def timings(self) -> dict[str, float]:
+        """Seconds between what the harness did and what followed (only those that happened)."""
+        found: dict[str, float] = {}
+        tries = {t.number: t for t in self.tries}
+        deletes = self.requests_of("DELETE")
+        if self.acted_at is not None:
+            after = [e["time"] for e in deletes if e["time"] >= self.acted_at]
+            if after:
+                found["action -> DELETE"] = after[0] - self.acted_at
+            if 1 in tries and tries[1].end is not None:
+                found["action -> try 1 end"] = tries[1].end - self.acted_at
+            if 2 in tries and tries[2].start is not None:
+                found["action -> try 2 start"] = tries[2].start - self.acted_at
+                requests_2 = [e["time"] for e in self.requests if e["time"] >= tries[2].start]
+                if requests_2:
+                    found["action -> try 2's first Livy request"] = requests_2[0] - self.acted_at
+            for mark, label in (
+                ("task_exited", "SIGTERM -> task process exit"),
+                ("sigkilled", "SIGTERM -> SIGKILL"),
+                ("retry_polled", "SIGSTOP -> try 2 polls"),
+                ("triggerer_polled", "kill -> the new triggerer polls"),
+            ):
+                if mark in self.marks:
+                    found[label] = self.marks[mark] - self.acted_at
+        else:
+            posts = self.requests_of("POST")
+            if deletes and posts:
+                found["POST -> DELETE"] = deletes[0]["time"] - posts[0]["time"]
+        if "resumed" in self.marks and "stale_exited" in self.marks:
+            found["SIGCONT -> stale try's exit"] = self.marks["stale_exited"] - self.marks["resumed"]
+        if self.ended_at is not None:
+            found["trigger -> end"] = self.ended_at - self.began_at
+        return found
+
+    def summary(self) -> str:
+        """One line: the run's POSTs and DELETEs, its end, and the timings."""
+        posts = [e for e in self.requests_of("POST") if e["status"] == 201]
+        deletes = self.requests_of("DELETE")
+        timings = ", ".join(f"{label} {seconds:.1f}s" for label, seconds in self.timings().items())
+        return (
+            f"POST {len(posts)} (created {[e['created_id'] for e in posts]}), "
+            f"DELETE {len(deletes)} ({[e['path'] for e in deletes]}), "
+            f"final {self.final_state} on try {self.try_number}, tries "
+            f"{[(t.number, t.state) for t in self.tries]}; {timings}"
+            + (f"; ERROR {self.error}" if self.error else "")
+        )
 
     def describe(self) -> str:
         """Everything, for an assertion message."""
@@ -808,13 +1151,17 @@ class CrashRun:
         batches = "\n".join(f"  {b}" for b in self.batches)
         logs = "\n".join(f"--- try {n} ---\n{text[-6000:]}" for n, text in sorted(self.logs.items()))
         cleared = f"{self.clear.describe()}\n" if self.clear else ""
+        marks = ", ".join(f"{name} {self.since_trigger(at)}" for name, at in self.marks.items())
+        store = "\n".join(f"  {name}: {entry}" for name, entry in self.store.items())
         return (
             f"{self.dag_id} / {self.run_id}: state={self.final_state} try={self.try_number} "
-            f"return_value={self.return_value!r} app_id={self.app_id!r} error={self.error} "
-            f"killed at {self.since_trigger(self.killed_at)}\n"
+            f"return_value={self.return_value!r} app_id={self.app_id!r} error={self.error}\n"
+            f"action {self.kill}{' (while deferred)' if self.while_deferred else ''} at "
+            f"{self.since_trigger(self.acted_at)}; marks: {marks or '-'}\n"
+            f"summary: {self.summary()}\n"
             f"{cleared}timeline:\n{timeline}\ntries (since the trigger):\n{tries}\n"
             f"Livy requests about this run's batches (the last 60, since the trigger):\n{journal}\n"
-            f"Livy batches of this run:\n{batches}\ntask logs:\n{logs}"
+            f"Livy batches of this run:\n{batches}\ntask state store:\n{store}\ntask logs:\n{logs}"
         )
 
 
@@ -826,23 +1173,32 @@ def run_crash_scenario(
     kill: str | None,
     conf: dict[str, Any] | None = None,
     task_id: str = "spark_pi",
+    while_deferred: bool = False,
     clear_after_success: bool = False,
+    keep_task_state: bool | None = None,
+    store_key: str = "livy_batch_id",
     timeout: float = 240,
     on_event: Callable[[Event], None] | None = None,
     cancelled: Callable[[], bool] = lambda: False,
 ) -> CrashRun:
     """
-    Trigger ``dag_id`` and kill try 1 of ``task_id`` while it polls a running batch; wait for the end.
+    Trigger ``dag_id``, act on try 1 of ``task_id`` while it polls a running batch; wait for the end.
 
-    :param kill: ``"task"`` SIGKILLs the task process, ``"supervisor"`` its supervisor (the LocalExecutor
-        worker; the task process is orphaned), ``None`` kills nothing (a DAG whose task kills itself).
+    :param kill: what to do to try 1 (see :data:`KILLS`), or ``None`` (a DAG whose task ends itself).
         Transient API errors (a busy api-server) are retried until ``timeout``.
+    :param while_deferred: act once try 1 is deferred and the triggerer polled the batch, holding
+        :attr:`Deployment.triggerer_lock` (``kill="triggerer"`` implies it).
     :param clear_after_success: once the task succeeded, record what it delivered (``CrashRun.clear``),
         clear it through the REST API and wait for the try the scheduler runs after the clear.
+    :param keep_task_state: sent with that clear (Airflow 3.4+; see :meth:`Deployment.clear_task`).
+    :param store_key: the task state store key to snapshot (``CrashRun.store``).
     :param cancelled: polled; once it returns True the wait ends (the run is left as it is).
     :return: the run's record; ``error`` says what went wrong if the run did not end in time.
     """
-    run = CrashRun(dag_id=dag_id, run_id=run_id, task_id=task_id, kill=kill)
+    if kill is not None and kill not in KILLS:
+        raise ValueError(f"unknown kill {kill!r}; one of {sorted(KILLS)}")
+    while_deferred = while_deferred or kill == "triggerer"
+    run = CrashRun(dag_id=dag_id, run_id=run_id, task_id=task_id, kill=kill, while_deferred=while_deferred)
     began = time.monotonic()
     run.began_at = time.time()
 
@@ -853,6 +1209,16 @@ def run_crash_scenario(
         if on_event is not None:
             on_event(run.events[-1])
 
+    def probe_unless_cancelled(probe: Callable[[], Any]) -> Callable[[], Any]:
+        def probing() -> Any:
+            if cancelled():
+                raise DeploymentError("cancelled")
+            deployment.check_components()  # a crashed scheduler ends every wait at once
+            return probe()
+
+        return probing
+
+    step = _Step(deployment, run, event, probe_unless_cancelled, store_key)
     posts_before = deployment.livy_stats()["posts"]
     deployment.trigger(dag_id, run_id, conf)
     event(f"triggered {dag_id} run {run_id}")
@@ -862,6 +1228,8 @@ def run_crash_scenario(
     shown_routine: set[tuple[Any, str, str]] = set()
     kill_pending = kill is not None
     clear_pending = clear_after_success
+    deferred_since: float | None = None
+    holds_triggerer = False
     deadline = began + timeout
     try:
         while True:
@@ -869,6 +1237,7 @@ def run_crash_scenario(
                 raise DeploymentError(f"the run did not finish within {timeout:.0f} s")
             if cancelled():
                 raise DeploymentError("cancelled")
+            deployment.check_components()  # a crashed scheduler: fail now, with its log's last lines
             try:
                 ti = deployment.task_instance(dag_id, run_id, task_id)
                 batches = deployment.livy_batches(run_id)
@@ -906,49 +1275,354 @@ def run_crash_scenario(
                     continue
                 shown_routine.add(key)
                 event(f"Livy request: {describe_request(entry)}", at=entry["time"])
-            orphan = run.killed_pids.get("task") if kill == "supervisor" else None
-            if orphan is not None and "orphan_exited" not in run.marks and not alive(orphan):
-                run.marks["orphan_exited"] = time.time()
-                event(f"the orphaned task process {orphan} of try 1 exited")
+            step.watch_processes()
             if ti is None:
                 time.sleep(0.5)
                 continue
             try_number, ti_state = ti["try_number"], ti["state"]
-            if kill_pending and try_number == 1 and ti_state == "running" and polls_running(batches, journal):
-                _kill(deployment, run, ti, kill or "", event)
-                kill_pending = False
+            if ti_state == "deferred" and deferred_since is None:
+                deferred_since = time.time()
+            if kill_pending and try_number == 1 and not while_deferred:
+                ready = polls_steadily if kill in STEADY_KILLS else polls_running
+                if ti_state == "running" and ready(batches, journal):
+                    step.act(kill or "", ti)
+                    kill_pending = False
+            elif kill_pending and try_number == 1 and ti_state == "deferred" and deferred_since is not None:
+                acted, holds_triggerer = step.act_while_deferred(
+                    kill or "", ti, batches, journal, deferred_since
+                )
+                kill_pending = not acted
             if ti_state in TERMINAL_TI_STATES:
                 if clear_pending and ti_state == "success":
                     clear_pending = False
-                    run.clear = _clear(deployment, run, began)
+                    run.clear = _clear(deployment, run, began, keep_task_state, store_key)
                     event(f"cleared {task_id}: {run.clear.describe()}")
                     continue
-                if run.clear is None or try_number > run.clear.ti_before["try_number"]:
+                earliest_try = run.clear.ti_before["try_number"] + 1 if run.clear else step.first_final_try
+                if try_number >= earliest_try:
                     run.final_state, run.try_number = ti_state, try_number
                     break
             time.sleep(0.5)
         if kill_pending:
-            raise DeploymentError(f"try 1 ended ({run.final_state}) before it could be killed")
+            raise DeploymentError(f"try 1 ended ({run.final_state}) before the harness could act ({kill})")
         if clear_pending:
             raise DeploymentError(f"try {run.try_number} ended {run.final_state}: no success to clear")
+        if kill in SETTLING_KILLS or run.final_state != "success":
+            step.settle(shown_requests, event)
     except DeploymentError as error:
         run.error = str(error)
         event(f"ERROR: {error}")
     finally:
-        _collect(deployment, run, posts_before)
+        step.release()
+        if holds_triggerer:
+            deployment.triggerer_lock.release()
+        run.ended_at = time.time()
+        _collect(deployment, run, posts_before, store_key)
     if run.final_state == "success":
         event(f"task succeeded: returned {run.return_value!r}, app_id {run.app_id!r}")
     return run
 
 
-def polls_running(batches: Sequence[dict[str, Any]], journal: Sequence[dict[str, Any]]) -> bool:
+def polls_running(
+    batches: Sequence[dict[str, Any]], journal: Sequence[dict[str, Any]], since: float | None = None
+) -> bool:
     """
     Whether a batch is running and the journal shows it was polled by id (``GET /batches/{id}`` or
-    ``.../state`` answered 200): the task has persisted the id and waits in its polling loop.
+    ``.../state`` answered 200), at or after ``since`` if given: the task (or its trigger) has the id
+    and waits in its polling loop.
     """
     running = {batch["id"] for batch in batches if batch["state"] == "running"}
     polled = {f"/batches/{batch_id}" for batch_id in running} | {f"/batches/{i}/state" for i in running}
-    return any(e["method"] == "GET" and e["status"] == 200 and e["path"] in polled for e in journal)
+    return any(
+        e["method"] == "GET"
+        and e["status"] == 200
+        and e["path"] in polled
+        and (since is None or e["time"] >= since)
+        for e in journal
+    )
+
+
+def running_since(batch: dict[str, Any]) -> float:
+    """The unix time a batch of the stand-in went from ``starting`` to ``running`` (or will)."""
+    starting = (batch.get("conf") or {}).get("spark.standin.startingSeconds", "0.2")
+    return float(batch["created_at"]) + float(starting)
+
+
+def polls_steadily(
+    batches: Sequence[dict[str, Any]], journal: Sequence[dict[str, Any]], polls: int = STEADY_POLLS
+) -> bool:
+    """
+    Whether a batch is running and the journal shows ``polls`` answered polls of it by id since it
+    began to run: the task saw the state change, did what follows it (a whole-batch read, a record
+    write with the app id) and went on polling.
+    """
+    for batch in batches:
+        if batch["state"] != "running":
+            continue
+        since = running_since(batch)
+        paths = {f"/batches/{batch['id']}", f"/batches/{batch['id']}/state"}
+        seen = [e for e in journal if e["method"] == "GET" and e["status"] == 200 and e["path"] in paths]
+        if len([e for e in seen if e["time"] >= since]) >= polls:
+            return True
+    return False
+
+
+class _Step:
+    """What the harness does to try 1 of one run (:data:`KILLS`), and what it watches afterwards."""
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        run: CrashRun,
+        event: Callable[..., None],
+        unless_cancelled: Callable[[Callable[[], Any]], Callable[[], Any]],
+        store_key: str,
+    ) -> None:
+        self.deployment = deployment
+        self.run = run
+        self.event = event
+        self.unless_cancelled = unless_cancelled
+        self.store_key = store_key
+        self.first_final_try = 1
+        """A terminal state of an earlier try is not the end (after a clear: the re-run's)."""
+        self.stopped: list[int] = []
+        """Processes the harness SIGSTOPped and has not yet continued."""
+
+    def act_while_deferred(
+        self,
+        kill: str,
+        ti: dict[str, Any],
+        batches: Sequence[dict[str, Any]],
+        journal: Sequence[dict[str, Any]],
+        deferred_since: float,
+    ) -> tuple[bool, bool]:
+        """
+        Act on the deferred try 1 if the current triggerer polled its batch since it deferred.
+
+        Holds :attr:`Deployment.triggerer_lock` meanwhile, so that the other deferred scenario neither
+        restarts the triggerer nor acts during a restart. Return whether it acted, and whether the lock is
+        still held (after a mark-failed, until the run settled: the trigger's ``on_kill`` runs in the
+        triggerer; a restart releases it once the new triggerer polls).
+        """
+        lock = self.deployment.triggerer_lock
+        if not lock.acquire(blocking=False):
+            return False, False
+        since = max(deferred_since, self.deployment.triggerer_started_at)
+        if not polls_running(batches, journal, since=since):
+            lock.release()
+            return False, False
+        try:
+            self.act(kill, ti)
+        except BaseException:
+            if kill != "triggerer":
+                lock.release()
+            raise
+        return True, kill != "triggerer"
+
+    def act(self, kill: str, ti: dict[str, Any]) -> None:
+        run, deployment = self.run, self.deployment
+        if kill == "triggerer":
+            self._restart_triggerer()
+            return
+        if kill == "mark_failed" and run.while_deferred:
+            run.acted_at = time.time()
+            self._mark_failed()
+            return
+        task_pid, supervisor_pid = deployment.worker_processes(ti["id"])
+        run.try_1_pids = {"task": task_pid, "supervisor": supervisor_pid}
+        if kill in ("task", "supervisor"):
+            _kill(deployment, run, ti, kill, self.event)
+            run.acted_at = run.killed_at
+        elif kill == "sigterm":
+            self._graceful_stop(task_pid, supervisor_pid)
+        elif kill == "freeze":
+            self._freeze(task_pid, supervisor_pid)
+        elif kill == "mark_failed":
+            run.acted_at = time.time()
+            self._mark_failed()
+        elif kill == "clear":
+            run.acted_at = time.time()
+            cleared = deployment.clear_task(run.dag_id, run.run_id, run.task_id)
+            if len(cleared) != 1 or cleared[0]["task_id"] != run.task_id:
+                raise DeploymentError(f"clearing {run.task_id} of {run.run_id} cleared {cleared}")
+            run.action_reply = {key: cleared[0][key] for key in ("state", "try_number", "max_tries")}
+            self.first_final_try = ti["try_number"] + 1
+            self.event(f"cleared the running task through the REST API: it is now {run.action_reply}")
+        else:
+            raise ValueError(f"unknown kill {kill!r}")
+
+    def _mark_failed(self) -> None:
+        run = self.run
+        marked = self.deployment.mark_task(run.dag_id, run.run_id, run.task_id, "failed")
+        if len(marked) != 1 or marked[0]["task_id"] != run.task_id:
+            raise DeploymentError(f"marking {run.task_id} of {run.run_id} failed marked {marked}")
+        run.action_reply = {key: marked[0][key] for key in ("state", "try_number", "max_tries")}
+        where = "deferred" if run.while_deferred else "running"
+        self.event(f"marked the {where} task failed through the REST API: it is now {run.action_reply}")
+
+    def _graceful_stop(self, task_pid: int, supervisor_pid: int) -> None:
+        """SIGTERM the supervisor; SIGKILL both after the grace period if the task process still lives."""
+        run, deployment = self.run, self.deployment
+        run.killed_pids = {"task": task_pid, "supervisor": supervisor_pid}
+        run.killed_at = run.acted_at = deployment.send_signal(supervisor_pid, signal.SIGTERM)
+        passes_on = (
+            "3.4+: a warm shutdown, it lets task process {pid} run on"
+            if AIRFLOW_3_4_PLUS
+            else "it forwards SIGTERM to task process {pid}"
+        ).format(pid=task_pid)
+        self.event(
+            f"SIGTERM supervisor {supervisor_pid} (a graceful stop; {passes_on}) while the task polls; "
+            f"SIGKILL in {GRACEFUL_STOP_GRACE:.0f} s if still alive"
+        )
+        grace_ends = run.killed_at + GRACEFUL_STOP_GRACE
+        while alive(task_pid) and time.time() < grace_ends:
+            time.sleep(0.1)
+        if not alive(task_pid):
+            run.marks["task_exited"] = time.time()
+            self.event(f"task process {task_pid} exited after the SIGTERM", at=run.marks["task_exited"])
+            # Its supervisor has reported the try and is an idle LocalExecutor worker again, which may
+            # already run try 2: it is left alone (under Kubernetes the pod would be gone).
+            return
+        run.marks["sigkilled"] = deployment.sigkill(task_pid)
+        if alive(supervisor_pid):
+            deployment.sigkill(supervisor_pid)
+        self.event(f"the grace period ended: SIGKILL task process {task_pid} and supervisor {supervisor_pid}")
+
+    def _freeze(self, task_pid: int, supervisor_pid: int) -> None:
+        """
+        SIGSTOP try 1's supervisor and task process; wait until try 2 polls the batch; SIGCONT them.
+
+        Before the SIGCONT, the task state store entry is snapshotted (``before_resume``); again when
+        try 1's task process is gone (``stale_exited``, see :meth:`watch_processes`).
+        """
+        run, deployment = self.run, self.deployment
+        run.killed_pids = {"task": task_pid, "supervisor": supervisor_pid}
+        run.killed_at = run.acted_at = deployment.send_signal(supervisor_pid, signal.SIGSTOP)
+        self.stopped.append(supervisor_pid)
+        deployment.send_signal(task_pid, signal.SIGSTOP)
+        self.stopped.append(task_pid)
+        self.event(f"SIGSTOP supervisor {supervisor_pid} and task process {task_pid} while the task polls")
+
+        def try_2_polls() -> float | None:
+            ti = deployment.task_instance(run.dag_id, run.run_id, run.task_id)
+            if ti is None or ti["try_number"] < 2 or ti["state"] != "running" or ti["start_date"] is None:
+                return None
+            started = wall_time(ti["start_date"]) or 0.0
+            journal = deployment.livy_requests(deployment.livy_batches(run.run_id))
+            # Try 1 is frozen: a poll of the batch's state since try 2 started is try 2's, in its
+            # polling loop (so its resume, and any write of it, is done).
+            polls = [
+                e["time"]
+                for e in journal
+                if e["method"] == "GET" and e["path"].endswith("/state") and e["status"] == 200
+                if e["time"] >= started
+            ]
+            return polls[0] if polls else None
+
+        run.marks["retry_polled"] = wait_until(
+            "try 2 to start and poll the batch while try 1 is frozen",
+            self.unless_cancelled(try_2_polls),
+            ACTION_TIMEOUT,
+        )
+        self.event("try 2 polls the batch while try 1 is frozen", at=run.marks["retry_polled"])
+        run.store["before_resume"] = self._store_entry()
+        self.release()
+        self.event(f"SIGCONT supervisor {supervisor_pid} and task process {task_pid}: two tries alive")
+
+    def _restart_triggerer(self) -> None:
+        """SIGKILL the triggerer's processes, start a new one, wait until it polls the batch."""
+        run, deployment = self.run, self.deployment
+        try:
+            tree, run.killed_at = deployment.restart_triggerer()
+            run.acted_at = run.killed_at
+            run.killed_pids = {"triggerer": tree[0]}
+            run.marks["triggerer_started"] = deployment.triggerer_started_at
+            self.event(f"SIGKILL the triggerer and its processes {tree} while it polls; started a new one")
+
+            def new_triggerer_polls() -> float | None:
+                batches = deployment.livy_batches(run.run_id)
+                journal = deployment.livy_requests(batches)
+                running = {b["id"] for b in batches if b["state"] == "running"}
+                paths = {f"/batches/{i}/state" for i in running} | {f"/batches/{i}" for i in running}
+                polls = [
+                    e["time"]
+                    for e in journal
+                    if e["method"] == "GET"
+                    and e["path"] in paths
+                    and e["time"] >= deployment.triggerer_started_at
+                ]
+                return polls[0] if polls else None
+
+            run.marks["triggerer_polled"] = wait_until(
+                "the new triggerer to poll the batch",
+                self.unless_cancelled(new_triggerer_polls),
+                ACTION_TIMEOUT,
+            )
+            self.event("the new triggerer polls the batch", at=run.marks["triggerer_polled"])
+        finally:
+            deployment.triggerer_lock.release()
+
+    def release(self) -> None:
+        """SIGCONT what the harness stopped (idempotent; also after an error)."""
+        if not self.stopped:
+            return
+        self.run.marks.setdefault("resumed", time.time())
+        for pid in self.stopped:
+            self.deployment.signal_if_ours(pid, signal.SIGCONT)
+        self.stopped.clear()
+
+    def _store_entry(self) -> dict[str, Any] | None:
+        run = self.run
+        entry = self.deployment.state_store_entry(run.dag_id, run.run_id, run.task_id, self.store_key)
+        return None if entry is None else {"value": entry["value"], "updated_at": entry["updated_at"]}
+
+    def watch_processes(self) -> None:
+        """Note when an orphaned or resumed task process of try 1 exits (called every loop)."""
+        run = self.run
+        orphan = run.killed_pids.get("task") if run.kill == "supervisor" else None
+        if orphan is not None and "orphan_exited" not in run.marks and not alive(orphan):
+            run.marks["orphan_exited"] = time.time()
+            self.event(f"the orphaned task process {orphan} of try 1 exited")
+        stale = run.killed_pids.get("task") if run.kill == "freeze" else None
+        if (
+            stale is not None
+            and "resumed" in run.marks
+            and not self.stopped
+            and "stale_exited" not in run.marks
+            and not alive(stale)
+        ):
+            run.marks["stale_exited"] = time.time()
+            run.store["stale_exited"] = self._store_entry()
+            self.event(f"the resumed task process {stale} of try 1 exited")
+
+    def settle(self, shown: set[int], event: Callable[..., None]) -> None:
+        """
+        Wait until try 1's task process is gone and, unless the task succeeded, Livy heard nothing
+        about the run's batches for :data:`QUIET_SECONDS` (at most :data:`SETTLE_TIMEOUT`): an
+        ``on_kill`` (the task's, or its trigger's) may still be running.
+        """
+        run, deployment = self.run, self.deployment
+        task_pid = run.try_1_pids.get("task")
+
+        def settled() -> bool:
+            self.watch_processes()
+            if task_pid is not None and alive(task_pid):
+                return False
+            if run.final_state == "success":
+                return True  # nothing of the run is left to act
+            journal = deployment.livy_requests(deployment.livy_batches(run.run_id))
+            for entry in journal:
+                if entry["seq"] not in shown and entry["method"] != "GET":
+                    shown.add(entry["seq"])
+                    event(f"Livy request: {describe_request(entry)}", at=entry["time"])
+            last = max((e["time"] for e in journal), default=0.0)
+            return time.time() - last >= QUIET_SECONDS
+
+        wait_until(
+            "try 1 to be gone and Livy to hear no more of the run",
+            self.unless_cancelled(settled),
+            SETTLE_TIMEOUT,
+        )
 
 
 def _kill(
@@ -969,11 +1643,14 @@ def _kill(
         raise ValueError(f"unknown kill target {kill!r}")
 
 
-def _clear(deployment: Deployment, run: CrashRun, began: float) -> Clear:
+def _clear(
+    deployment: Deployment, run: CrashRun, began: float, keep_task_state: bool | None, store_key: str
+) -> Clear:
     """
     Once the DAG run finished, record what the succeeded task delivered, then clear the task.
 
     Clearing a finished run puts it back to ``queued``, as clearing a task of a finished run in the UI.
+    The task state store entry is read right after the clear (the re-run starts seconds later).
     """
     dag_id, run_id, task_id = run.dag_id, run.run_id, run.task_id
 
@@ -991,9 +1668,10 @@ def _clear(deployment: Deployment, run: CrashRun, began: float) -> Clear:
     if ti is None:
         raise DeploymentError(f"task instance {dag_id}/{run_id}/{task_id} vanished")
     seconds, at = time.monotonic() - began, time.time()
-    cleared = deployment.clear_task(dag_id, run_id, task_id)
+    cleared = deployment.clear_task(dag_id, run_id, task_id, keep_task_state)
     if len(cleared) != 1 or cleared[0]["task_id"] != task_id:
         raise DeploymentError(f"clearing {dag_id}/{run_id}/{task_id} cleared {cleared}")
+    entry = deployment.state_store_entry(dag_id, run_id, task_id, store_key)
     return Clear(
         seconds=seconds,
         at=at,
@@ -1003,10 +1681,12 @@ def _clear(deployment: Deployment, run: CrashRun, began: float) -> Clear:
         ti_before={key: ti[key] for key in ("state", "try_number", "max_tries")},
         ti_cleared={key: cleared[0][key] for key in ("state", "try_number", "max_tries")},
         dag_run_state=deployment.dag_run(dag_id, run_id)["state"],
+        keep_task_state=keep_task_state,
+        store_after=None if entry is None else entry["value"],
     )
 
 
-def _collect(deployment: Deployment, run: CrashRun, posts_before: int) -> None:
+def _collect(deployment: Deployment, run: CrashRun, posts_before: int, store_key: str) -> None:
     run.batches = deployment.livy_batches(run.run_id)
     run.requests = deployment.livy_requests(run.batches)
     run.posts_during_run = deployment.livy_stats()["posts"] - posts_before
@@ -1017,6 +1697,10 @@ def _collect(deployment: Deployment, run: CrashRun, posts_before: int) -> None:
         run.tries = deployment.task_tries(run.dag_id, run.run_id, run.task_id)
         for number in range(1, (ti["try_number"] or 0) + 1):
             run.logs[number] = deployment.task_log(run.dag_id, run.run_id, run.task_id, number)
+        entry = deployment.state_store_entry(run.dag_id, run.run_id, run.task_id, store_key)
+        run.store["end"] = (
+            None if entry is None else {"value": entry["value"], "updated_at": entry["updated_at"]}
+        )
     if run.final_state == "success":
         try:
             run.return_value = deployment.xcom(run.dag_id, run.run_id, run.task_id)

@@ -1,9 +1,14 @@
 """
-Fixtures of the end-to-end tests: one real Airflow 3.3 deployment per session, shared by every test.
+Fixtures of the end-to-end tests: one real Airflow 3.3+ deployment per session, shared by every test.
+
+The same tests run on Airflow 3.3 and 3.4 (``dev/test.sh`` runs both); where Airflow's own behaviour
+differs, a test's expectation about Airflow depends on ``airflow_deployment.AIRFLOW_3_4_PLUS``, never
+what the provider must do (which POSTs and DELETEs, which batch, the final state, the result).
 
 The crash scenarios the selected tests need are started together, as soon as the deployment is up,
-and run concurrently (``[core] parallelism`` is one slot per scenario); each test then waits for its
-own scenario.
+and run concurrently (``[core] parallelism`` is one slot per scenario, plus spares for the scenarios
+in which two tries of one task hold a slot each); each test then waits for its own scenario. The
+terminal summary lists, per scenario, the POSTs and DELETEs Livy saw, the end, and the timings.
 
 ``LIVY_E2E_AIRFLOW_HOME=<dir>`` reuses (and keeps) an ``AIRFLOW_HOME``: a warm start skips most of
 the migration and the first parse. Otherwise a scratch home is made in the temp dir and removed
@@ -32,7 +37,13 @@ from e2e.airflow_deployment import CrashRun, Deployment, Event, run_crash_scenar
 TESTS = Path(__file__).resolve().parents[1]
 EXAMPLE_DAG = TESTS / "system" / "apache" / "livy" / "example_livy.py"
 TEST_DAGS = sorted((TESTS / "e2e" / "dags").glob("*.py"))
-DAG_IDS = ("example_livy", "example_livy_not_durable", "livy_crash_after_post")
+DAG_IDS = (
+    "example_livy",
+    "example_livy_not_durable",
+    "livy_crash_after_post",
+    "livy_deferrable",
+    "livy_execution_timeout",
+)
 
 
 def _airflow_version() -> tuple[int, ...]:
@@ -56,28 +67,61 @@ CAN_RUN = HAS_AIRFLOW_33 and sys.platform.startswith("linux")
 @dataclass(frozen=True)
 class Scenario:
     """
-    One scenario: the DAG to trigger, what to kill in try 1, and the simulated job's length.
+    One scenario: the DAG to trigger, what to do to try 1 (``airflow_deployment.KILLS``), and the
+    simulated job's length.
 
+    ``while_deferred``: act once try 1 is deferred (and its trigger polls), not while it runs.
     ``clear_after_success``: clear the task once it succeeded, so that it runs again.
+    ``keep_task_state``: sent with that clear (Airflow 3.4+; None: the version's default).
     """
 
     dag_id: str
     kill: str | None
     job_seconds: int
+    while_deferred: bool = False
     clear_after_success: bool = False
+    keep_task_state: bool | None = None
 
 
 SCENARIOS = {
     # The job must outlive kill -> retry, else try 2 takes the "already succeeded" path.
     "task_kill_durable": Scenario("example_livy", kill="task", job_seconds=20),
     "task_kill_not_durable": Scenario("example_livy_not_durable", kill="task", job_seconds=20),
-    # The heartbeat timeout (10 s) + detection + retry take ~13 s after the kill.
+    # The heartbeat timeout (10 s) + detection + retry take ~13 s after the kill (Airflow 3.3; 3.4's
+    # LocalExecutor fails the try at once).
     "supervisor_kill_durable": Scenario("example_livy", kill="supervisor", job_seconds=30),
     # The DAG's task kills itself right after POST /batches returned.
     "kill_after_post_durable": Scenario("livy_crash_after_post", kill=None, job_seconds=20),
-    # No crash: the task succeeds, is cleared (a re-run), and runs again.
+    # No crash: the task succeeds, is cleared (a re-run), and runs again. Airflow 3.3 keeps the task
+    # state store across the clear; 3.4 discards it by default.
     "rerun_after_clear": Scenario("example_livy", kill=None, job_seconds=3, clear_after_success=True),
+    # Airflow 3.4+ only: the same clear with keep_task_state, so the re-run finds try 1's record, as on
+    # 3.3 (and as after a DAG-run clear on 3.4, which always keeps it).
+    "rerun_after_clear_keeping_state": Scenario(
+        "example_livy", kill=None, job_seconds=3, clear_after_success=True, keep_task_state=True
+    ),
+    # on_kill: one live batch, alive exactly as long as Airflow means the task to run
+    # (test_on_kill.py). A graceful stop of the worker (SIGTERM, SIGKILL after 10 s): the retry
+    # must still find the batch running (on Airflow 3.4 try 1 runs on until the SIGKILL).
+    "graceful_stop_durable": Scenario("example_livy", kill="sigterm", job_seconds=35),
+    # Ends at the mark-failed / the timeout: the job only has to outlive it.
+    "mark_failed_running": Scenario("example_livy", kill="mark_failed", job_seconds=60),
+    "execution_timeout": Scenario("livy_execution_timeout", kill=None, job_seconds=60),
+    # The clear's DELETE, then a re-run with a job of the same length.
+    "clear_running": Scenario("example_livy", kill="clear", job_seconds=20),
+    "deferred_mark_failed": Scenario(
+        "livy_deferrable", kill="mark_failed", job_seconds=60, while_deferred=True
+    ),
+    # The kill waits for the other deferred scenario's action (the triggerer lock); then the new
+    # triggerer starts (~10 s) and adopts the trigger after the health threshold (5 s).
+    "triggerer_restart": Scenario("livy_deferrable", kill="triggerer", job_seconds=30),
+    # The heartbeat timeout (10 s) fails the frozen try 1; try 2 runs ~13 s after the SIGSTOP and
+    # must still find the batch running after try 1 is continued. (Skipped on Airflow 3.4.0b2, whose
+    # heartbeat-timeout purge crashes the scheduler: see HEARTBEAT_PURGE_CRASHES_THE_SCHEDULER.)
+    "frozen_worker": Scenario("example_livy", kill="freeze", job_seconds=35),
 }
+SPARE_SLOTS = 3
+"""Executor slots beyond one per scenario: a frozen or killed try holds its slot while try 2 runs."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -118,7 +162,9 @@ class CrashRuns:
             scenario.dag_id,
             run_id,
             kill=scenario.kill,
+            while_deferred=scenario.while_deferred,
             clear_after_success=scenario.clear_after_success,
+            keep_task_state=scenario.keep_task_state,
             conf={"duration": str(scenario.job_seconds)},
             on_event=show,
             cancelled=self._closing.is_set,
@@ -139,6 +185,14 @@ class CrashRuns:
         self._closing.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def summaries(self) -> list[str]:
+        """One line per finished scenario: what Livy saw, how the task ended, the timings."""
+        lines = []
+        for name, future in sorted(self._futures.items()):
+            if future.done() and not future.cancelled() and future.exception() is None:
+                lines.append(f"{name}: {future.result().summary()}")
+        return lines
+
 
 @pytest.fixture(scope="session")
 def airflow_deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
@@ -153,7 +207,13 @@ def airflow_deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
         print(f"[deployment {time.monotonic() - began:5.1f}s] {line}", flush=True)
 
     # One slot per scenario: none waits for another's task to end.
-    deployment = Deployment(home, [EXAMPLE_DAG, *TEST_DAGS], parallelism=len(SCENARIOS), log=progress)
+    deployment = Deployment(
+        home,
+        [EXAMPLE_DAG, *TEST_DAGS],
+        parallelism=len(SCENARIOS) + SPARE_SLOTS,
+        triggerer=True,
+        log=progress,
+    )
     try:
         deployment.start(DAG_IDS)
         yield deployment
@@ -167,9 +227,15 @@ def airflow_deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
 
 
 _KEPT_HOME = pytest.StashKey[str]()
+_SUMMARIES = pytest.StashKey[list[str]]()
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    summaries = config.stash.get(_SUMMARIES, [])
+    if summaries:
+        terminalreporter.section("e2e scenarios (Livy journal, task instance, timings)")
+        for line in summaries:
+            terminalreporter.write_line(line)
     home = config.stash.get(_KEPT_HOME, None)
     if home:
         terminalreporter.write_line(
@@ -177,14 +243,29 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         )
 
 
+def _skipped(item: pytest.Item) -> bool:
+    """Whether the test is skipped by a marker (its scenario is then not started)."""
+    return any(
+        marker.name == "skip" or (marker.name == "skipif" and any(marker.args))
+        for marker in item.iter_markers()
+        if marker.name in ("skip", "skipif")
+    )
+
+
 @pytest.fixture(scope="session")
 def crash_runs(request: pytest.FixtureRequest, airflow_deployment: Deployment) -> Iterator[CrashRuns]:
     """Starts, at once, the scenario of every selected test marked ``crash_scenario(name)``."""
     names = sorted(
-        {marker.args[0] for item in request.session.items for marker in item.iter_markers("crash_scenario")}
+        {
+            marker.args[0]
+            for item in request.session.items
+            if not _skipped(item)
+            for marker in item.iter_markers("crash_scenario")
+        }
     )
     runs = CrashRuns(airflow_deployment, names)
     try:
         yield runs
     finally:
         runs.close()
+        request.config.stash[_SUMMARIES] = runs.summaries()

@@ -1,5 +1,5 @@
 """
-Crash recovery of LivyOperator under a real Airflow 3.3 scheduler, with real SIGKILLs; and a re-run.
+Crash recovery of LivyOperator under a real Airflow 3.3+ scheduler, with real SIGKILLs; and a re-run.
 
 Each test checks one scenario (see ``conftest.SCENARIOS``); the scenarios run concurrently against one
 deployment, each with its own DAG run. A batch belongs to a run by its Spark conf
@@ -21,11 +21,29 @@ from __future__ import annotations
 
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from e2e.airflow_deployment import CrashRun, alive, batch_paths
+from e2e.airflow_deployment import (
+    AIRFLOW_3_4_PLUS,
+    AIRFLOW_VERSION,
+    HEARTBEAT_TIMEOUT,
+    CrashRun,
+    alive,
+    batch_paths,
+)
+from e2e.checks import (
+    TRY_1_FAILED,
+    between,
+    check_succeeded_with,
+    check_try_1_killed,
+    checked_posts,
+    deletes_of,
+    is_read_by_id,
+    only_reads_by_id,
+    polls_of,
+)
 
 if TYPE_CHECKING:
     from e2e.conftest import CrashRuns
@@ -36,76 +54,11 @@ pytestmark = [
     pytest.mark.timeout(900),  # the first test also waits for the deployment to start
 ]
 
+NAMED = re.compile(r"airflow-example_livy-spark_pi-.+-t(\d+)-s(\d+)-([0-9a-f]{10})")
+"""The durable operator's batch name: ``...-t<try>-s<submission>-<digest of the task instance>``."""
 KILLED_BY_SIGKILL = "signal_name=SIGKILL"
 """What Airflow's supervisor (not the operator) logs into a try's log when its task process died of it."""
-TRY_1_FAILED = ("up_for_retry", "failed")
-"""How the tries endpoint shows a try that failed and was retried."""
-
-Request = dict[str, Any]
-
-
-def checked_posts(runs: CrashRuns, run: CrashRun) -> list[Request]:
-    """
-    This run's POSTs in the journal, in arrival order; waits for every scenario to finish.
-
-    First checks the whole journal: every POST anywhere created a batch (so none is left out of a
-    run: a POST is the run's when it created one of the run's batches), each batch came from one
-    POST, and nothing was deleted.
-    """
-    finished = runs.wait_all()
-    journal = runs.deployment.livy_requests()
-    every_batch = runs.deployment.livy_batches()
-    posts = [e for e in journal if e["method"] == "POST"]
-    assert all(e["status"] == 201 and e["created_id"] is not None for e in posts), posts
-    assert sorted(e["created_id"] for e in posts) == sorted(b["id"] for b in every_batch), every_batch
-    assert sum(len(r.batches) for r in finished) == len(every_batch), every_batch
-    deletes = [e for e in journal if e["method"] == "DELETE"]
-    assert deletes == [], "a killed or orphaned try deleted a batch"
-    ids = {b["id"] for b in run.batches}
-    run.requests = runs.deployment.livy_requests(run.batches)
-    return [e for e in run.requests if e["method"] == "POST" and e["created_id"] in ids]
-
-
-def between(run: CrashRun, start: float, end: float | None = None) -> list[Request]:
-    """The run's requests that arrived at or after ``start`` and (if given) before ``end``."""
-    return [e for e in run.requests if e["time"] >= start and (end is None or e["time"] < end)]
-
-
-def polls_of(requests: list[Request], batch_id: int) -> list[Request]:
-    """The answered polls of a batch by its id: ``GET /batches/{id}`` or ``GET /batches/{id}/state``."""
-    paths = {f"/batches/{batch_id}", f"/batches/{batch_id}/state"}
-    return [e for e in requests if e["method"] == "GET" and e["path"] in paths and e["status"] == 200]
-
-
-def is_read_by_id(request: Request, batch_id: int) -> bool:
-    """Whether ``request`` is a GET of the batch, its state or its log, by the batch's id."""
-    return request["method"] == "GET" and request["path"] in batch_paths(batch_id)
-
-
-def only_reads_by_id(requests: list[Request], batch_id: int) -> bool:
-    """Whether every request read the batch by its id (no POST, no lookup by name, no other batch)."""
-    return all(is_read_by_id(e, batch_id) for e in requests)
-
-
-def check_try_1_killed(run: CrashRun) -> float:
-    """The harness SIGKILLed try 1 while it ran, and try 2 started after try 1 ended; the kill time."""
-    assert run.killed_at is not None, run.describe()
-    assert run.get_try(1).state in TRY_1_FAILED, run.describe()
-    assert run.try_start(1) < run.killed_at <= run.try_end(1) <= run.try_start(2), run.describe()
-    return run.killed_at
-
-
-def check_succeeded_with(run: CrashRun, batch: dict) -> None:
-    """The task succeeded on try 2 and returned ``batch``'s id, and pushed its application id."""
-    assert run.error is None, run.describe()
-    assert run.final_state == "success", run.describe()
-    assert run.try_number == 2, run.describe()
-    assert run.get_try(2).state == "success", run.describe()
-    assert batch["state"] == "success", run.describe()
-    assert isinstance(run.return_value, int), run.describe()
-    assert run.return_value == batch["id"], run.describe()
-    assert batch["appId"], run.describe()
-    assert run.app_id == batch["appId"], run.describe()
+NO_DELETE = "a killed or orphaned try deleted a batch"
 
 
 @pytest.mark.crash_scenario("task_kill_durable")
@@ -115,6 +68,7 @@ def test_task_process_killed_mid_poll_reconnects(crash_runs: CrashRuns) -> None:
     assert "task" in run.killed_pids, run.describe()
     killed_at = check_try_1_killed(run)
     (post,) = checked_posts(crash_runs, run)
+    assert deletes_of(run) == [], f"{NO_DELETE}\n{run.describe()}"
     (batch,) = run.batches
     assert batch["name"].startswith("airflow-example_livy-spark_pi-"), batch
     assert (post["name"], post["created_id"]) == (batch["name"], batch["id"]), run.describe()
@@ -137,6 +91,7 @@ def test_not_durable_control_submits_a_duplicate(crash_runs: CrashRuns) -> None:
 
     killed_at = check_try_1_killed(run)
     posts = checked_posts(crash_runs, run)
+    assert deletes_of(run) == [], f"{NO_DELETE}\n{run.describe()}"
     assert len(posts) == 2, run.describe()
     first, second = sorted(run.batches, key=lambda b: b["id"])
     assert first["conf"] == second["conf"], "the same Spark job, submitted twice"
@@ -161,10 +116,16 @@ def test_supervisor_killed_heartbeat_timeout_reconnects(crash_runs: CrashRuns) -
 
     assert "supervisor" in run.killed_pids, run.describe()
     killed_at = check_try_1_killed(run)
-    # Only the heartbeat timeout (10 s after the last heartbeat, sent every 2 s) fails try 1; after a
-    # task-process kill, try 2 runs within ~2 s.
     retry_after = run.try_start(2) - killed_at
-    assert retry_after >= 6, f"try 2 started {retry_after:.1f} s after the kill\n{run.describe()}"
+    if not AIRFLOW_3_4_PLUS:
+        # Only the heartbeat timeout (10 s after the last heartbeat, sent every 2 s) fails try 1;
+        # after a task-process kill, try 2 runs within ~2 s.
+        assert retry_after >= HEARTBEAT_TIMEOUT - 4, (
+            f"try 2 started {retry_after:.1f} s after the kill\n{run.describe()}"
+        )
+    # Airflow 3.4's LocalExecutor sees its worker process (the supervisor) die and fails try 1 at once:
+    # try 2 may start while the orphaned task process of try 1 still polls. Either way, what follows
+    # must hold: one batch, no DELETE, try 2 on the same batch.
     # The orphaned task process of try 1 may poll the same batch meanwhile (here it dies at its next
     # log line: its supervisor's socket is gone). Once it is gone, there is still one batch.
     orphan = run.killed_pids["task"]
@@ -176,6 +137,7 @@ def test_supervisor_killed_heartbeat_timeout_reconnects(crash_runs: CrashRuns) -
     assert orphan_gone is not None, f"the orphaned task process outlived the run\n{run.describe()}"
     run.batches = crash_runs.deployment.livy_batches(run.run_id)
     (post,) = checked_posts(crash_runs, run)
+    assert deletes_of(run) == [], f"{NO_DELETE}\n{run.describe()}"
     (batch,) = run.batches
     assert (post["name"], post["created_id"]) == (batch["name"], batch["id"]), run.describe()
     assert run.try_start(1) <= post["time"] < killed_at, run.describe()
@@ -198,6 +160,7 @@ def test_killed_between_post_and_persisting_the_id_finds_the_batch_by_name(crash
     assert KILLED_BY_SIGKILL in run.log(1), run.describe()
     assert run.get_try(1).state in TRY_1_FAILED, run.describe()
     (post,) = checked_posts(crash_runs, run)
+    assert deletes_of(run) == [], f"{NO_DELETE}\n{run.describe()}"
     (batch,) = run.batches
     assert batch["name"].startswith("airflow-livy_crash_after_post-spark_pi-"), batch
     assert (post["name"], post["created_id"]) == (batch["name"], batch["id"]), run.describe()
@@ -220,9 +183,46 @@ def test_killed_between_post_and_persisting_the_id_finds_the_batch_by_name(crash
 
 @pytest.mark.crash_scenario("rerun_after_clear")
 def test_rerun_after_a_clear_submits_a_new_batch(crash_runs: CrashRuns) -> None:
-    run = crash_runs.get("rerun_after_clear")
-    cleared = run.clear
+    """
+    The task succeeded and is cleared as the UI does: the re-run submits a new batch and returns it.
 
+    Airflow 3.3's clear keeps the task state store: the re-run finds try 1's delivered record, sees it
+    is the first try since the clear and posts submission 2 (``-t2-s2-``). Airflow 3.4's clear
+    discards it by default: the re-run finds no record and posts submission 1 of try 2 (``-t2-s1-``).
+    """
+    run = crash_runs.get("rerun_after_clear")
+    assert run.clear is not None, run.describe()
+    assert run.clear.keep_task_state is None, run.describe()
+    kept = not AIRFLOW_3_4_PLUS
+    check_rerun_after_clear(crash_runs, run, kept_state=kept, submission=2 if kept else 1)
+
+
+@pytest.mark.skipif(
+    not AIRFLOW_3_4_PLUS,
+    reason=f"keep_task_state is new in Airflow 3.4 (installed: {AIRFLOW_VERSION}); before 3.4 every clear "
+    "keeps the task state store, and test_rerun_after_a_clear_submits_a_new_batch covers this",
+)
+@pytest.mark.crash_scenario("rerun_after_clear_keeping_state")
+def test_rerun_after_a_clear_keeping_the_task_state_submits_a_new_batch(crash_runs: CrashRuns) -> None:
+    """
+    Airflow 3.4, cleared with ``keep_task_state``: the re-run finds try 1's delivered record, as on 3.3,
+    and must not return try 1's result: it posts submission 2 (``-t2-s2-``) and returns the new batch.
+    """
+    run = crash_runs.get("rerun_after_clear_keeping_state")
+    assert run.clear is not None, run.describe()
+    assert run.clear.keep_task_state is True, run.describe()
+    check_rerun_after_clear(crash_runs, run, kept_state=True, submission=2)
+
+
+def check_rerun_after_clear(
+    crash_runs: CrashRuns, run: CrashRun, *, kept_state: bool, submission: int
+) -> None:
+    """
+    Try 1 succeeded and delivered batch 1; after the clear, try 2 posted a new batch, named
+    ``-t2-s<submission>-``, and returned it. ``kept_state``: the task state store still held try 1's
+    record right after the clear.
+    """
+    cleared = run.clear
     assert cleared is not None, run.describe()
     # Try 1 succeeded with one batch and delivered it.
     assert cleared.ti_before == {"state": "success", "try_number": 1, "max_tries": 1}, run.describe()
@@ -231,23 +231,36 @@ def test_rerun_after_a_clear_submits_a_new_batch(crash_runs: CrashRuns) -> None:
     assert cleared.return_value == first["id"], run.describe()
     assert first["appId"], run.describe()
     assert cleared.app_id == first["appId"], run.describe()
-    # What the operator's "first try since the clear" rests on: max_tries = try_number + retries.
-    assert cleared.ti_cleared == {"state": None, "try_number": 1, "max_tries": 2}, run.describe()
+    # What the operator's "first try since the clear" rests on: max_tries = the try before the clear
+    # + retries. Airflow 3.3 reports the cleared try (1, incremented when it runs again); 3.4 has
+    # already created the next one (2).
+    cleared_try = 2 if AIRFLOW_3_4_PLUS else 1
+    assert cleared.ti_cleared == {"state": None, "try_number": cleared_try, "max_tries": 2}, run.describe()
     assert cleared.dag_run_state in ("queued", "running"), run.describe()
+    # The scenario ran as designed: the record of try 1's delivered batch survived the clear, or not.
+    if kept_state:
+        assert isinstance(cleared.store_after, dict), run.describe()
+        assert (cleared.store_after.get("batch_id"), cleared.store_after.get("delivered_try")) == (
+            first["id"],
+            1,
+        ), run.describe()
+    else:
+        assert cleared.store_after is None, run.describe()
 
     posts = checked_posts(crash_runs, run)
+    assert deletes_of(run) == [], f"{NO_DELETE}\n{run.describe()}"
     assert len(posts) == 2, run.describe()
     earlier, second = sorted(run.batches, key=lambda b: b["id"])
     assert (earlier["id"], earlier["name"]) == (first["id"], first["name"]), run.describe()
     assert second["conf"] == first["conf"], "the same Spark job, run again"
-    named = re.compile(r"airflow-example_livy-spark_pi-.+-t(\d+)-s(\d+)-([0-9a-f]{10})")
-    first_name, second_name = named.fullmatch(first["name"]), named.fullmatch(second["name"] or "")
+    first_name, second_name = NAMED.fullmatch(first["name"]), NAMED.fullmatch(second["name"] or "")
     assert first_name is not None, first
     assert second_name is not None, second
-    # Submission 2 of the task instance (same digest), by try 2: the first try since the clear.
+    # Try 2's batch, of the same task instance (same digest): submission 2 after the record of try 1
+    # (the first try since the clear), submission 1 when the clear discarded it.
     assert first_name.groups() == ("1", "1", second_name.group(3)), run.batches
-    assert second_name.groups()[:2] == ("2", "2"), run.batches
-    # One POST per run of the task: try 1's before the clear; try 2's, named -t2-s2-, after it.
+    assert second_name.groups()[:2] == ("2", str(submission)), run.batches
+    # One POST per run of the task: try 1's before the clear; try 2's after it.
     assert run.get_try(1).state == "success", run.describe()
     assert [(p["name"], p["created_id"]) for p in posts] == [
         (first["name"], first["id"]),
@@ -256,8 +269,8 @@ def test_rerun_after_a_clear_submits_a_new_batch(crash_runs: CrashRuns) -> None:
     assert run.try_start(1) <= posts[0]["time"] < cleared.at <= run.try_start(2) <= posts[1]["time"], (
         run.describe()
     )
-    # Try 2 read the record of try 1's delivered result (it posted submission 2) and left try 1's
-    # batch alone: it began with its POST and then only polled the new batch.
+    # Try 2 left try 1's batch alone (it decided from the record, or from its absence, without asking
+    # Livy): it began with its POST and then only polled the new batch.
     requests_2 = between(run, run.try_start(2))
     assert requests_2[0] == posts[1], run.describe()
     assert polls_of(requests_2, second["id"]), run.describe()
