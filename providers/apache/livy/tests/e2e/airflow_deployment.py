@@ -598,7 +598,7 @@ class Deployment:
 
     def api(self, method: str, path: str, body: Any = None, ok: Sequence[int] = (200,)) -> Any:
         """Call the public REST API (``/api/v2`` + ``path``); raise DeploymentError on another status."""
-        reply = self.http.request(method, f"{self.api_url}/api/v2{path}", json=body, timeout=30)
+        reply = self.http.request(method, f"{self.api_url}/api/v2{path}", json=body, timeout=90)
         if reply.status_code not in ok:
             raise ApiError(
                 f"{method} /api/v2{path} -> {reply.status_code}: {reply.text[:500]}", reply.status_code
@@ -648,7 +648,7 @@ class Deployment:
         body = {"logical_date": None, "dag_run_id": run_id, "conf": conf or {}}
 
         def exists() -> bool:
-            reply = self.http.get(f"{self.api_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}", timeout=30)
+            reply = self.http.get(f"{self.api_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}", timeout=90)
             return reply.status_code == 200
 
         return self.change("POST", f"/dags/{dag_id}/dagRuns", body, took_effect=exists)
@@ -708,7 +708,7 @@ class Deployment:
     def state_store_entry(self, dag_id: str, run_id: str, task_id: str, key: str) -> dict[str, Any] | None:
         """A key of the task instance's task state store (``key``, ``value``, ``updated_at``), or None."""
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/state-store/{key}"
-        reply = self.http.get(f"{self.api_url}/api/v2{path}", timeout=30)
+        reply = self.http.get(f"{self.api_url}/api/v2{path}", timeout=90)
         if reply.status_code == 404:
             return None
         if reply.status_code != 200:
@@ -718,7 +718,7 @@ class Deployment:
     def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any] | None:
         """The task instance (``state``, ``try_number``, ``id``, ...), or None if not created yet."""
         reply = self.http.get(
-            f"{self.api_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}", timeout=30
+            f"{self.api_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}", timeout=90
         )
         if reply.status_code == 404:
             return None
@@ -729,7 +729,7 @@ class Deployment:
     def task_tries(self, dag_id: str, run_id: str, task_id: str) -> list[Try]:
         """Every try of the task instance so far (``.../tries``), by try number; [] if none yet."""
         reply = self.http.get(
-            f"{self.api_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/tries", timeout=30
+            f"{self.api_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/tries", timeout=90
         )
         if reply.status_code == 404:
             return []
@@ -768,7 +768,7 @@ class Deployment:
                 f"{self.api_url}/api/v2{path}",
                 params={"full_content": "true"},
                 headers={"Accept": "application/json"},
-                timeout=30,
+                timeout=90,
             )
         except requests.RequestException:
             return ""

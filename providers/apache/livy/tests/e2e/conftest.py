@@ -139,13 +139,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
 
 
+MAX_CONCURRENT_SCENARIOS = int(os.environ.get("LIVY_E2E_CONCURRENCY", "5"))
+"""Scenarios running at once: more starve the single api-server (SQLite) on 2 cores when cold."""
+
+
 class CrashRuns:
     """The scenarios of the selected tests, running concurrently against the shared deployment."""
 
     def __init__(self, deployment: Deployment, names: list[str]) -> None:
         self.deployment = deployment
         self._closing = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=max(1, len(names)), thread_name_prefix="scenario")
+        workers = max(1, min(len(names), MAX_CONCURRENT_SCENARIOS))
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scenario")
         stamp = time.strftime("%Y%m%dT%H%M%S")
         self._futures: dict[str, Future[CrashRun]] = {
             name: self._pool.submit(self._run, name, f"e2e-{name}-{stamp}") for name in names
