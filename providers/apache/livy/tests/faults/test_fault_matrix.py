@@ -601,7 +601,11 @@ def test_stale_try_leaves_the_batch_and_the_record_to_the_try_that_took_it_over(
     assert first.exitcode == 1, first.output[-3000:]
     if stale_ends_by == "execution_timeout":
         assert first.exception == "AirflowTaskTimeout"
-        assert livy.requests()[seen:] == [], "the stale try's on_kill() asked Livy about a batch it lost"
+        # It may finish the poll it was frozen in (a read); it never deletes, posts or looks it up.
+        touched = [
+            (e["method"], e["kind"]) for e in livy.requests()[seen:] if e["kind"] != "GET /batches/{id}/state"
+        ]
+        assert touched == [], "the stale try's on_kill() touched a batch it lost"
     else:
         assert first.exception == "LivyBatchTakenOver"
     after = [(path.read_bytes(), path.stat().st_ino, path.stat().st_mtime_ns) for path in (store, xcoms)]
