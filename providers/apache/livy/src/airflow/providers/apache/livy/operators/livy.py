@@ -47,10 +47,12 @@ from airflow.providers.apache.livy.utils.kill_policy import (
     airflow_state_of,
     retry_follows,
 )
+from airflow.providers.apache.livy.utils.queues import resolve_queues, route_mapped_task
 from airflow.providers.apache.livy.utils.redaction import credential_conf_values
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
+    from airflow.sdk.definitions.mappedoperator import OperatorPartial
     from pydantic import JsonValue
 
     from airflow.providers.apache.livy.hooks.livy import LivyHook
@@ -100,7 +102,14 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
     :param executor_cores: number of cores to use for each executor. (templated)
     :param num_executors: number of executors to launch for this session. (templated)
     :param archives: archives to be used in this session. (templated)
-    :param queue: name of the YARN queue to which the application is submitted. (templated)
+    :param queue: name of the YARN queue to which the application is submitted, as in provider 4.6.4
+        (not ``BaseOperator``'s executor queue). From ``default_args`` alone it is the executor queue
+        when the task uses ``yarn_queue`` or ``executor_queue``; see the guide. (templated)
+    :param yarn_queue: name of the YARN queue to which the application is submitted; the same as
+        ``queue=`` given in the call (give one of them). (templated)
+    :param executor_queue: the executor (e.g. Celery) queue the scheduler routes the task to:
+        ``BaseOperator``'s ``queue``, whose name ``LivyOperator`` keeps for the YARN queue. It routes
+        mapped tasks too (``partial(executor_queue=...)``; it cannot be expanded, like ``queue``).
     :param name: name of this session. With ``durable=True`` it is the readable prefix of the unique
         batch name (``<name>-t<try>-s<submission>-<digest>``); otherwise it is sent as it is. (templated)
     :param conf: Spark configuration properties; values are never logged. (templated)
@@ -151,6 +160,8 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         num_executors: int | str | None = None,
         archives: Sequence[str] | None = None,
         queue: str | None = None,
+        yarn_queue: str | None = None,
+        executor_queue: str | None = None,
         name: str | None = None,
         proxy_user: str | None = None,
         livy_conn_id: str = "livy_default",
@@ -173,6 +184,16 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
     ) -> None:
         if durable is not None:  # only what the DAG gave: the mixin (or its fallback) has the default
             kwargs["durable"] = durable
+        yarn_queue, executor_queue = resolve_queues(
+            kwargs.get("task_id", ""),
+            queue=queue,
+            yarn_queue=yarn_queue,
+            executor_queue=executor_queue,
+            default_args=kwargs.get("default_args"),
+            mapped=getattr(self, "_BaseOperator__from_mapped", False),  # set by Airflow when unmapping
+        )
+        if executor_queue is not None:  # otherwise BaseOperator's: default_args' queue, or the config's
+            kwargs["queue"] = executor_queue
         super().__init__(**kwargs)
         self.spark_params: dict[str, Any] = {
             "file": file,
@@ -187,7 +208,7 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
             "executor_cores": executor_cores,
             "num_executors": num_executors,
             "archives": archives,
-            "queue": queue,
+            "queue": yarn_queue,
             "name": name,
             "conf": conf or {},
             "proxy_user": proxy_user,
@@ -206,6 +227,14 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         self._batch: DurableBatch | None = None
         self._timed_out = self._executing = False
         self._started = time.monotonic()
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> OperatorPartial:
+        """Map this operator, as ``BaseOperator.partial``; the scheduler routes it by ``executor_queue``."""
+        partial = super().partial(**kwargs)
+        default_queue = airflow_conf.get("operators", "default_queue", fallback="default")
+        route_mapped_task(partial.kwargs, kwargs, default_queue)
+        return partial
 
     @cached_property
     def hook(self) -> LivyHook:
