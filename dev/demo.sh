@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The one-command demo of the crash-safe LivyOperator (see dev/demo.py):
-#   bash dev/demo.sh
+#   bash dev/demo.sh            LocalExecutor on SQLite
+#   bash dev/demo.sh --celery   CeleryExecutor, two workers, Redis, PostgreSQL (installed from Debian's
+#                               packages where missing)
 # Builds (or re-syncs) the Airflow 3.3 environment, then runs a real Airflow on 127.0.0.1, SIGKILLs
 # a worker mid-job with durable=True and with durable=False, and compares what Livy saw.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 ensure_uv
+[[ " $* " == *" --celery "* ]] && ensure_services
 make_env 3.3
 in_env 3.3 python dev/demo.py "$@"

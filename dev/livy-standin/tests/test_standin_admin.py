@@ -52,7 +52,9 @@ def test_stats_survive_restart_and_reset_zeroes_them(http: Client) -> None:
 
 
 def test_admin_batches_lists_every_batch_ever(http: Client) -> None:
-    http.post("/batches", json={"file": "a.py", "name": "keep", "conf": {"spark.app.name": "demo"}})
+    http.post(
+        "/batches", json={"file": "a.py", "name": "keep", "conf": {"spark.app.name": "demo"}, "queue": "etl"}
+    )
     http.submit("drop")
     http.delete("/batches/drop")
     entries = http.admin_batches()
@@ -60,6 +62,7 @@ def test_admin_batches_lists_every_batch_ever(http: Client) -> None:
     keep, dropped = entries
     assert set(keep) >= {"id", "name", "state", "appId", "conf", "created_at", "forgotten", "epoch"}
     assert keep["conf"] == {"spark.app.name": "demo"}
+    assert (keep["queue"], dropped["queue"]) == ("etl", None)  # the YARN queue the POST named
     assert (keep["forgotten"], dropped["forgotten"], dropped["forgotten_reason"]) == (False, True, "delete")
     assert isinstance(keep["created_at"], float) and keep["epoch"] == 0
 

@@ -110,6 +110,8 @@ class Batch:
     created: float
     created_wall: float
     zombie: bool = False
+    queue: str | None = None
+    """The YARN queue the request named (Livy passes it to spark-submit as ``--queue``)."""
     recovering_until: float | None = None
     log_lost: bool = False
     killed_at: float | None = None

@@ -352,6 +352,7 @@ class Registry:
             created=self.clock(),
             created_wall=time.time(),
             zombie=req.file is None,
+            queue=req.extra.get("queue"),
         )
         self.live[batch_id] = batch
         if batch.name is not None:
@@ -504,6 +505,7 @@ class Registry:
             "state": batch.state(now) if batch.forgotten is None else batch.job_state(now),
             "appId": batch.app_id(now),
             "conf": dict(batch.conf),
+            "queue": batch.queue,
             "created_at": batch.created_wall,
             "forgotten": batch.forgotten is not None,
             "forgotten_reason": batch.forgotten,

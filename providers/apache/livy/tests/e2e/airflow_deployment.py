@@ -6,14 +6,18 @@ It runs the Airflow installed next to this interpreter (3.3 or 3.4); :data:`AIRF
 
 Used by the e2e tests (``conftest.py``) and by ``dev/demo.py``; this is the only copy.
 
-* :class:`Deployment` makes a scratch ``AIRFLOW_HOME`` (LocalExecutor, SQLite), copies DAG files into
-  its dags folder, runs ``airflow db migrate`` and starts the Livy stand-in, ``airflow api-server``,
-  ``airflow scheduler``, ``airflow dag-processor`` and optionally ``airflow triggerer``, each in its
-  own process group, all bound to 127.0.0.1. It talks to the public REST API (no token: the simple
-  auth manager makes everyone admin) and to the stand-in's ``/admin`` endpoints, finds worker
-  processes in ``/proc`` and signals them (SIGKILL, SIGTERM, SIGSTOP/SIGCONT), and kills and restarts
-  the triggerer. :meth:`Deployment.stop` ends every process it started, by pid, including task
-  processes (each in a process group of its own) and the ones a killed supervisor orphaned.
+* :class:`Deployment` makes a scratch ``AIRFLOW_HOME``, copies DAG files into its dags folder, runs
+  ``airflow db migrate`` and starts the Livy stand-in, ``airflow api-server``, ``airflow scheduler``,
+  ``airflow dag-processor`` and optionally ``airflow triggerer``, each in its own process group, all
+  bound to 127.0.0.1. Two executors, one code path: LocalExecutor on SQLite (the default), or
+  CeleryExecutor (given :class:`CeleryWorker` s) on PostgreSQL (a database of its own on a shared
+  :class:`~e2e.services.PostgresServer`) with a Redis broker of its own and ``airflow celery worker``
+  processes, each recording its own loopback address as the hostname of the tries it runs. It talks
+  to the public REST API (no token: the simple auth manager makes everyone admin) and to the
+  stand-in's ``/admin`` endpoints, finds worker processes in ``/proc`` and signals them (SIGKILL,
+  SIGTERM, SIGSTOP/SIGCONT), ends Celery workers, and kills and restarts the triggerer.
+  :meth:`Deployment.stop` ends every process it started, by pid, including task processes (each in
+  a process group of its own) and the ones a killed supervisor orphaned.
 * :func:`run_crash_scenario` triggers one run, acts on try 1 at the chosen point (see :data:`KILLS`:
   a signal to the worker, a mark-failed or clear through the REST API, a triggerer crash; or, once
   the task succeeded, a clear so that it runs again), waits for the end and collects what Livy and
@@ -34,7 +38,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -49,6 +52,8 @@ from typing import Any
 
 import requests
 from packaging.version import Version
+
+from e2e.services import LOOPBACK, PostgresServer, RedisServer, free_port
 
 
 def _installed_airflow() -> Version | None:
@@ -84,12 +89,16 @@ heartbeat the scheduler fails a running try whose supervisor went silent (a SIGK
 frozen worker's test is skipped; 3.4's LocalExecutor reports a killed supervisor itself), and a cleared
 try's supervisor, silent for ~7 s (:data:`KILLED_TASK_CLEANUP_TIME`), stays far from it."""
 
-LOOPBACK = "127.0.0.1"
 TERMINAL_TI_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 RUN_ID_CONF_KEY = "spark.airflow.run_id"
 """The Spark conf key the example DAG sets to the run id: how a batch is traced back to its run."""
 
 _SUPERVISOR_TITLE = "airflow worker -- LocalExecutor"
+_CELERY_TITLE = "[celeryd: "
+"""How Celery titles its worker processes (``[celeryd: w1@127.0.0.1:MainProcess] ...``,
+``...:ForkPoolWorker-1]``); it rewrites ``/proc/<pid>/cmdline`` and ``environ``."""
+_CELERY_SUPERVISOR_TITLE = "airflow supervisor: "
+"""A task's supervisor under a Celery pool process (``airflow supervisor: <ti id>``)."""
 TRIGGERER_HEALTH_CHECK_THRESHOLD = 5
 """Seconds without a heartbeat (sent every second) after which a restarted triggerer adopts the triggers
 of the one it replaces (Airflow's default: 30)."""
@@ -131,13 +140,6 @@ class ApiError(DeploymentError):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(
@@ -235,6 +237,8 @@ class Component:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    log_start: int = 0
+    """Where this process's output begins in ``log_path`` (a process started again appends to it)."""
 
     @property
     def pid(self) -> int:
@@ -242,23 +246,65 @@ class Component:
 
     def tail(self, lines: int = 15) -> str:
         try:
-            text = self.log_path.read_text(errors="replace").splitlines()
+            with self.log_path.open("rb") as log:
+                log.seek(self.log_start)
+                text = log.read().decode(errors="replace").splitlines()
         except OSError:
             return ""
         return "\n".join(text[-lines:])
 
 
+@dataclass(frozen=True)
+class CeleryWorker:
+    """
+    One ``airflow celery worker`` of a CeleryExecutor deployment.
+
+    :param name: its Celery node name is ``<name>@127.0.0.1``; its process log ``celery-<name>.log``.
+    :param address: the loopback address its tries record as their hostname (the REST API's
+        ``hostname``): which worker ran a try.
+    :param queues: the executor queues it consumes.
+    :param concurrency: task slots (prefork pool processes).
+    """
+
+    name: str
+    address: str
+    queues: tuple[str, ...] = ("default",)
+    concurrency: int = 2
+
+    @property
+    def component(self) -> str:
+        return f"celery-{self.name}"
+
+
+WORKER_STOPS: dict[str, str] = {
+    "sigkill": "SIGKILL every process of the worker (the machine died)",
+    "graceful": (
+        "SIGTERM every process of the worker (systemd's or Kubernetes' stop); SIGKILL what still lives "
+        "after GRACEFUL_STOP_GRACE s"
+    ),
+    "cold": (
+        "SIGQUIT the Celery worker (Celery's cold shutdown: it ends its pool at once); SIGKILL what still "
+        "lives after GRACEFUL_STOP_GRACE s"
+    ),
+}
+"""How the harness can end a Celery worker (:meth:`Deployment.stop_worker`)."""
+
+
 class Deployment:
     """
-    Airflow 3.3+ (api-server, scheduler, dag-processor, optionally triggerer; LocalExecutor, SQLite) plus
-    the Livy stand-in.
+    Airflow 3.3+ (api-server, scheduler, dag-processor, optionally triggerer) plus the Livy stand-in,
+    with LocalExecutor on SQLite, or with CeleryExecutor on PostgreSQL and Redis.
 
     :param home: the ``AIRFLOW_HOME`` to use; created if missing. Reusing a home keeps its migrated
-        database (a warm start).
+        database (a warm start; SQLite only).
     :param dag_files: DAG files copied into ``<home>/dags``.
     :param parallelism: ``[core] parallelism``: how many tasks may run at once.
     :param triggerer: also run ``airflow triggerer`` (for deferrable tasks).
     :param log: called with one line of progress at a time (default: nothing).
+    :param postgres: the server that holds this deployment's metadata database (required with
+        ``workers``; the deployment gets a database of its own on it).
+    :param workers: CeleryExecutor with these workers (and a Redis broker of the deployment's own);
+        none: LocalExecutor.
     """
 
     def __init__(
@@ -269,12 +315,20 @@ class Deployment:
         parallelism: int = 4,
         triggerer: bool = False,
         log: Callable[[str], None] | None = None,
+        postgres: PostgresServer | None = None,
+        workers: Sequence[CeleryWorker] = (),
     ) -> None:
+        if workers and postgres is None:
+            raise ValueError("a CeleryExecutor deployment needs a PostgreSQL server (postgres=...)")
         self.home = Path(home).resolve()
         self.dag_files = [Path(p) for p in dag_files]
         self.parallelism = parallelism
         self.with_triggerer = triggerer
         self._log = log or (lambda line: None)
+        self.postgres = postgres
+        self.workers = {worker.name: worker for worker in workers}
+        self.redis = RedisServer(self.home / "redis") if workers else None
+        self.database_url = f"sqlite:///{self.home}/airflow.db"
         self.marker = uuid.uuid4().hex
         self.components: dict[str, Component] = {}
         self.api_port = 0
@@ -333,13 +387,21 @@ class Deployment:
             shutil.copy2(dag_file, dags / dag_file.name)
         self.api_port = free_port()
         self._start_standin()
+        if self.redis is not None:
+            self.redis.start()
+        if self.postgres is not None:
+            name = f"airflow_{self.marker[:16]}"
+            self.database_url = self.postgres.create_database(name, self._migrate_template)
         self.env = self._airflow_env()
-        self._migrate()
+        if self.postgres is None:
+            self._migrate()
         self._start_airflow("api-server", "--workers", "1", "--host", LOOPBACK, "--port", str(self.api_port))
         self._start_airflow("scheduler", "--skip-serve-logs")
         self._start_airflow("dag-processor")
         if self.with_triggerer:
             self._start_triggerer()
+        for worker in self.workers.values():
+            self._start_worker(worker)
         wait_until("the Airflow API to answer", self._api_healthy, 120, diagnose=self._where())
         self._log(f"Airflow API ready at {self.api_url} ({self.elapsed():.0f} s)")
         for dag_id in dag_ids:
@@ -373,6 +435,8 @@ class Deployment:
             if self._is_ours(pid):
                 _signal_pid(pid, signal.SIGKILL)
         wait_until("the deployment's processes to exit", lambda: not self.leftover_pids(), 15)
+        if self.redis is not None:
+            self.redis.stop()
         self.http.close()
 
     def leftover_pids(self) -> list[int]:
@@ -382,6 +446,11 @@ class Deployment:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started_at
+
+    @property
+    def celery(self) -> bool:
+        """Whether this deployment runs CeleryExecutor (else LocalExecutor)."""
+        return bool(self.workers)
 
     def _marked_pids(self) -> list[int]:
         return [pid for pid in _all_pids() if pid != os.getpid() and self._is_ours(pid)]
@@ -401,7 +470,7 @@ class Deployment:
         if f"LIVY_E2E_DEPLOYMENT={self.marker}".encode() in environ.split(b"\0"):
             return True
         sessions = {c.pid for c in [*self.components.values(), *self.retired]}
-        return session_of(pid) in sessions and cmdline(pid).startswith("airflow")
+        return session_of(pid) in sessions and cmdline(pid).startswith(("airflow", _CELERY_TITLE))
 
     def _base_env(self) -> dict[str, str]:
         env = {
@@ -421,13 +490,14 @@ class Deployment:
 
     def _airflow_env(self) -> dict[str, str]:
         home = str(self.home)
-        # Task instances record this "hostname", which the api-server asks for served logs: loopback.
+        # Task instances record this "hostname", which the api-server asks for served logs: a loopback
+        # address (a Celery worker's own, from its environment).
         helpers = self.home / "python"
         helpers.mkdir(exist_ok=True)
         (helpers / "livy_e2e_loopback.py").write_text(
             f'"""Airflow settings of the e2e deployment: a loopback hostname, SQLite connect args."""\n\n'
-            f"SQLITE_CONNECT_ARGS = {{'timeout': {SQLITE_BUSY_TIMEOUT}}}\n\n\n"
-            f"def hostname():\n    return {LOOPBACK!r}\n"
+            f"import os\n\nSQLITE_CONNECT_ARGS = {{'timeout': {SQLITE_BUSY_TIMEOUT}}}\n\n\n"
+            f"def hostname():\n    return os.environ.get('LIVY_E2E_HOSTNAME', {LOOPBACK!r})\n"
         )
         base = self._base_env()
         python_path = os.pathsep.join(p for p in (str(helpers), base.get("PYTHONPATH", "")) if p)
@@ -438,11 +508,9 @@ class Deployment:
             "AIRFLOW_HOME": home,
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "livy_e2e_loopback.hostname",
             "AIRFLOW__CORE__DAGS_FOLDER": f"{home}/dags",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "livy_e2e_loopback.SQLITE_CONNECT_ARGS",
+            **self._executor_env(),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
             "AIRFLOW__CORE__KILLED_TASK_CLEANUP_TIME": str(KILLED_TASK_CLEANUP_TIME),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
@@ -462,6 +530,24 @@ class Deployment:
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": str(TRIGGERER_HEALTH_CHECK_THRESHOLD),
             "AIRFLOW_CONN_LIVY_DEFAULT": json.dumps(conn),
+        }
+
+    def _executor_env(self) -> dict[str, str]:
+        """The metadata database and the executor (with its broker)."""
+        if self.redis is None or self.postgres is None:
+            return {
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url,
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "livy_e2e_loopback.SQLITE_CONNECT_ARGS",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            }
+        return {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url,
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CELERY__BROKER_URL": self.redis.url,
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.database_url.replace("+psycopg2", ""),
+            # Poll the broker and the results often: a scenario waits on each hand-over.
+            "AIRFLOW__CELERY__SYNC_PARALLELISM": "1",
+            "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
         }
 
     def _start_standin(self) -> None:
@@ -484,13 +570,17 @@ class Deployment:
         binary = Path(sys.executable).parent / "airflow"
         return [str(binary), *args] if binary.exists() else [sys.executable, "-m", "airflow", *args]
 
-    def _migrate(self) -> None:
+    def _migrate_template(self, url: str) -> None:
+        """``airflow db migrate`` into the PostgreSQL template database (see ``create_database``)."""
+        self._migrate({**self._airflow_env(), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url})
+
+    def _migrate(self, env: dict[str, str] | None = None) -> None:
         log_path = self.process_log_dir / "db-migrate.log"
         began = time.monotonic()
         with log_path.open("ab") as out:
             result = subprocess.run(
                 self._airflow("db", "migrate"),
-                env=self.env,
+                env=env or self.env,
                 cwd=self.home,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -508,6 +598,75 @@ class Deployment:
         # --skip-serve-logs: no log server (it would listen on every interface).
         self.triggerer_started_at = time.time()
         self._start_airflow("triggerer", "--skip-serve-logs")
+
+    def _start_worker(self, worker: CeleryWorker) -> None:
+        # --skip-serve-logs: two workers would collide on one log port (and it listens on every
+        # interface); the api-server reads the task logs from the shared AIRFLOW_HOME.
+        argv = ["celery", "worker", "--celery-hostname", f"{worker.name}@{LOOPBACK}", "--skip-serve-logs"]
+        argv += ["--queues", ",".join(worker.queues), "--concurrency", str(worker.concurrency)]
+        env = {**self.env, "LIVY_E2E_HOSTNAME": worker.address}
+        self._spawn(worker.component, self._airflow(*argv), env)
+
+    def restart_worker(self, worker: CeleryWorker) -> None:
+        """Start a worker the harness stopped again (the machine came back); wait until it is ready."""
+        if self.components[worker.component].process.poll() is None:
+            raise DeploymentError(f"worker {worker.name} still runs")
+        self._start_worker(worker)
+        self.wait_for_workers()
+
+    def wait_for_workers(self, timeout: float = 120) -> None:
+        """Wait until every Celery worker consumes its queues (its log says ``ready``)."""
+        if not self.workers:
+            return
+        for worker in self.workers.values():
+            component = self.components[worker.component]
+
+            def ready(component: Component = component, node: str = f"{worker.name}@{LOOPBACK}") -> bool:
+                self.check_components()
+                return f"{node} ready." in component.tail(200)
+
+            wait_until(f"Celery worker {worker.name} to be ready", ready, timeout, diagnose=self._where())
+        self._log(f"Celery workers ready: {sorted(self.workers)} ({self.elapsed():.0f} s)")
+
+    def worker_running(self, ti_id: str) -> CeleryWorker:
+        """The Celery worker whose processes run task instance ``ti_id``."""
+        task_pid, _ = self.worker_processes(ti_id)
+        for worker in self.workers.values():
+            if self.components[worker.component].pid in _ancestors(task_pid):
+                return worker
+        raise DeploymentError(f"task process {task_pid} of {ti_id} is under no Celery worker")
+
+    def stop_worker(self, worker: CeleryWorker, how: str) -> tuple[list[int], float, float]:
+        """
+        End a Celery worker as :data:`WORKER_STOPS` says; return its processes (the main one first),
+        the unix time just before the first signal, and when the last of them was gone.
+
+        The worker is retired (:meth:`check_components` no longer expects it); none replaces it.
+        """
+        if how not in WORKER_STOPS:
+            raise ValueError(f"unknown worker stop {how!r}; one of {sorted(WORKER_STOPS)}")
+        component = self.components[worker.component]
+        tree = [component.pid, *descendants(component.pid)]
+        self.extra_pids.update(tree)
+        self.retired.append(component)
+        sent_at = time.time()
+        if how == "sigkill":
+            for pid in tree:
+                self.signal_if_ours(pid, signal.SIGKILL)
+        elif how == "graceful":
+            for pid in tree:
+                self.signal_if_ours(pid, signal.SIGTERM)
+        else:
+            self.signal_if_ours(component.pid, signal.SIGQUIT)
+        grace_ends = sent_at + (0 if how == "sigkill" else GRACEFUL_STOP_GRACE)
+        while time.time() < grace_ends and any(alive(pid) for pid in tree):
+            time.sleep(0.1)
+        for pid in tree:
+            self.signal_if_ours(pid, signal.SIGKILL)
+        wait_until(f"worker {worker.name}'s processes to exit", lambda: not any(alive(p) for p in tree), 15)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            component.process.wait(timeout=5)
+        return tree, sent_at, time.time()
 
     def restart_triggerer(self) -> tuple[list[int], float]:
         """
@@ -558,6 +717,7 @@ class Deployment:
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
         log_path = self.process_log_dir / f"{name}.log"
         with log_path.open("ab") as out:
+            log_start = out.tell()
             process = subprocess.Popen(
                 argv,
                 env=env,
@@ -567,7 +727,7 @@ class Deployment:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, ended by its pid in stop()
             )
-        self.components[name] = Component(name, process, log_path)
+        self.components[name] = Component(name, process, log_path, log_start)
 
     def _where(self) -> str:
         return f"; process logs in {self.process_log_dir}"
@@ -715,10 +875,12 @@ class Deployment:
             raise DeploymentError(f"GET /api/v2{path} -> {reply.status_code}: {reply.text[:300]}")
         return reply.json()
 
-    def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any] | None:
+    def task_instance(
+        self, dag_id: str, run_id: str, task_id: str, map_index: int | None = None
+    ) -> dict[str, Any] | None:
         """The task instance (``state``, ``try_number``, ``id``, ...), or None if not created yet."""
         reply = self.http.get(
-            f"{self.api_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}", timeout=90
+            f"{self.api_url}/api/v2{_ti_path(dag_id, run_id, task_id, map_index)}", timeout=90
         )
         if reply.status_code == 404:
             return None
@@ -726,11 +888,10 @@ class Deployment:
             raise DeploymentError(f"task instance {dag_id}/{run_id}/{task_id}: {reply.status_code}")
         return reply.json()
 
-    def task_tries(self, dag_id: str, run_id: str, task_id: str) -> list[Try]:
+    def task_tries(self, dag_id: str, run_id: str, task_id: str, map_index: int | None = None) -> list[Try]:
         """Every try of the task instance so far (``.../tries``), by try number; [] if none yet."""
-        reply = self.http.get(
-            f"{self.api_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/tries", timeout=90
-        )
+        path = _ti_path(dag_id, run_id, task_id, map_index)
+        reply = self.http.get(f"{self.api_url}/api/v2{path}/tries", timeout=90)
         if reply.status_code == 404:
             return []
         if reply.status_code != 200:
@@ -750,10 +911,17 @@ class Deployment:
 
         return wait_until(f"{dag_id}/{run_id}/{task_id} in {sorted(wanted)}", probe, timeout)
 
-    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+    def xcom(
+        self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int | None = None
+    ) -> Any:
         """The XCom value (JSON-decoded); raise DeploymentError if there is none."""
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
-        return self.api("GET", path)["value"]
+        return self.api("GET", path + ("" if map_index is None else f"?map_index={map_index}"))["value"]
+
+    def mapped_task_instances(self, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
+        """Every mapped task instance of ``task_id`` in the run, by map index."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/listMapped?limit=100"
+        return sorted(self.api("GET", path)["task_instances"], key=lambda ti: ti["map_index"])
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
         """
@@ -814,22 +982,30 @@ class Deployment:
         ``(task process, supervisor)`` pids of the running task instance ``ti_id``.
 
         The task process titles itself ``airflow worker -- <ti id>``; its parent, the supervisor, is a
-        LocalExecutor worker (``airflow worker -- LocalExecutor: ...``) under the scheduler.
+        LocalExecutor worker (``airflow worker -- LocalExecutor: ...``) under the scheduler, or
+        ``airflow supervisor: <ti id>`` under a Celery worker's pool process.
         """
-        scheduler = self.components["scheduler"].pid
-        for pid in descendants(scheduler):
-            if cmdline(pid) == f"airflow worker -- {ti_id}":
+        if self.celery:
+            roots = [self.components[w.component].pid for w in self.workers.values()]
+            parent_title = _CELERY_SUPERVISOR_TITLE
+        else:
+            roots = [self.components["scheduler"].pid]
+            parent_title = _SUPERVISOR_TITLE
+        for root in roots:
+            for pid in descendants(root):
+                if cmdline(pid) != f"airflow worker -- {ti_id}":
+                    continue
                 supervisor = parent_of(pid)
-                if supervisor is None or not cmdline(supervisor).startswith(_SUPERVISOR_TITLE):
+                if supervisor is None or not cmdline(supervisor).startswith(parent_title):
                     raise DeploymentError(
                         f"the parent of task process {pid} is {supervisor} ({cmdline(supervisor or 0)!r}), "
-                        "not a LocalExecutor worker"
+                        f"not a worker ({parent_title}...)"
                     )
-                if scheduler not in _ancestors(supervisor):
-                    raise DeploymentError(f"supervisor {supervisor} is not under the scheduler {scheduler}")
+                if root not in _ancestors(supervisor):
+                    raise DeploymentError(f"supervisor {supervisor} is not under {root}")
                 self.extra_pids.add(pid)
                 return pid, supervisor
-        raise DeploymentError(f"no task process for task instance {ti_id} under the scheduler")
+        raise DeploymentError(f"no task process for task instance {ti_id} under {roots}")
 
     def sigkill(self, pid: int) -> float:
         """SIGKILL one process of this deployment (refuses any other); return the unix time just before."""
@@ -850,6 +1026,11 @@ class Deployment:
         sent_at = time.time()
         os.kill(pid, signum)
         return sent_at
+
+
+def _ti_path(dag_id: str, run_id: str, task_id: str, map_index: int | None) -> str:
+    path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+    return path if map_index is None else f"{path}/{map_index}"
 
 
 def _ancestors(pid: int) -> list[int]:
@@ -923,6 +1104,8 @@ class Try:
     state: str | None
     start: float | None
     end: float | None
+    hostname: str | None = None
+    """Where it ran: a Celery worker's own loopback address (:attr:`CeleryWorker.address`)."""
 
     @classmethod
     def from_api(cls, entry: dict[str, Any]) -> Try:
@@ -931,6 +1114,7 @@ class Try:
             state=entry["state"],
             start=wall_time(entry["start_date"]),
             end=wall_time(entry["end_date"]),
+            hostname=entry.get("hostname") or None,
         )
 
 
@@ -996,13 +1180,18 @@ KILLS: dict[str, str] = {
     "mark_failed": "mark the task instance failed through the REST API",
     "clear": "clear the task instance through the REST API while it runs (the scheduler runs it again)",
     "triggerer": "SIGKILL the triggerer and its processes (a crash), then start a new triggerer",
+    **{
+        f"worker_{how}": f"CeleryExecutor: {text}, the one running try 1"
+        for how, text in WORKER_STOPS.items()
+    },
 }
 """What the harness can do to try 1 (``kill``), once it is polling a running batch."""
-STEADY_KILLS = frozenset({"sigterm", "freeze", "mark_failed", "clear"})
+WORKER_KILLS = frozenset(f"worker_{how}" for how in WORKER_STOPS)
+STEADY_KILLS = frozenset({"sigterm", "freeze", "mark_failed", "clear"}) | WORKER_KILLS
 """Done once the task polls the running batch steadily (see :func:`polls_steadily`), not at its first
 poll: past the task's record write that follows the batch's start, so the action does not race it."""
 STEADY_POLLS = 3
-SETTLING_KILLS = frozenset({"sigterm", "freeze", "mark_failed", "clear"})
+SETTLING_KILLS = frozenset({"sigterm", "freeze", "mark_failed", "clear"}) | WORKER_KILLS
 """After these (and after any run that did not succeed), the end of the run waits until try 1's task
 process is gone and, unless the task succeeded, until Livy heard nothing of the run for
 :data:`QUIET_SECONDS`: a DELETE from ``on_kill`` may follow the moment Airflow recorded the end."""
@@ -1029,7 +1218,10 @@ class CrashRun:
     ended_at: float | None = None
     """Unix time the harness saw the run end (and, after a settling action, settle)."""
     killed_pids: dict[str, int] = field(default_factory=dict)
-    """The processes the harness signalled (``task``, ``supervisor``, ``triggerer``)."""
+    """The processes the harness signalled (``task``, ``supervisor``, ``triggerer``, ``worker``: the
+    Celery worker's main process)."""
+    killed_worker: str | None = None
+    """The Celery worker the harness ended (its :attr:`CeleryWorker.address`)."""
     try_1_pids: dict[str, int] = field(default_factory=dict)
     """Try 1's ``task`` process and ``supervisor``, when the harness acted on a running try 1."""
     killed_at: float | None = None
@@ -1043,7 +1235,8 @@ class CrashRun:
     """Unix times at which notable things were seen, at most 0.5 s late: ``orphan_exited``,
     ``task_exited`` (try 1's task process, after a SIGTERM: at most 0.1 s late), ``sigkilled``,
     ``resumed`` (SIGCONT), ``stale_exited`` (try 1's task process after the SIGCONT),
-    ``retry_polled`` (try 2's first poll seen), ``triggerer_started``, ``triggerer_polled``."""
+    ``retry_polled`` (try 2's first poll seen), ``triggerer_started``, ``triggerer_polled``,
+    ``worker_gone`` (every process of the ended Celery worker)."""
     store: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     """Snapshots of the task state store entry ``livy_batch_id`` (``value``, ``updated_at``): ``end``;
     after a freeze also ``before_resume`` and ``stale_exited``."""
@@ -1112,6 +1305,7 @@ class CrashRun:
                 ("sigkilled", "SIGTERM -> SIGKILL"),
                 ("retry_polled", "SIGSTOP -> try 2 polls"),
                 ("triggerer_polled", "kill -> the new triggerer polls"),
+                ("worker_gone", "signal -> the worker's processes gone"),
             ):
                 if mark in self.marks:
                     found[label] = self.marks[mark] - self.acted_at
@@ -1430,7 +1624,9 @@ class _Step:
             return
         task_pid, supervisor_pid = deployment.worker_processes(ti["id"])
         run.try_1_pids = {"task": task_pid, "supervisor": supervisor_pid}
-        if kill in ("task", "supervisor"):
+        if kill in WORKER_KILLS:
+            self._stop_worker(kill.removeprefix("worker_"), ti)
+        elif kill in ("task", "supervisor"):
             _kill(deployment, run, ti, kill, self.event)
             run.acted_at = run.killed_at
         elif kill == "sigterm":
@@ -1450,6 +1646,17 @@ class _Step:
             self.event(f"cleared the running task through the REST API: it is now {run.action_reply}")
         else:
             raise ValueError(f"unknown kill {kill!r}")
+
+    def _stop_worker(self, how: str, ti: dict[str, Any]) -> None:
+        """End the Celery worker that runs try 1 (see :data:`WORKER_STOPS`)."""
+        run, deployment = self.run, self.deployment
+        worker = deployment.worker_running(ti["id"])
+        self.event(f"{how} stop of Celery worker {worker.name} ({worker.address}), which runs try 1")
+        tree, run.killed_at, run.marks["worker_gone"] = deployment.stop_worker(worker, how)
+        run.acted_at = run.killed_at
+        run.killed_pids = {"worker": tree[0], **run.try_1_pids}
+        run.killed_worker = worker.address
+        self.event(f"every process of worker {worker.name} is gone: {tree}", at=run.marks["worker_gone"])
 
     def _mark_failed(self) -> None:
         run = self.run

@@ -13,6 +13,7 @@ from e2e.airflow_deployment import CrashRun, batch_paths, concerns
 
 if TYPE_CHECKING:
     from e2e.conftest import CrashRuns
+    from e2e.mapped_run import MappedRun
 
 TRY_1_FAILED = ("up_for_retry", "failed")
 """How the tries endpoint shows a try that failed and was retried."""
@@ -20,7 +21,7 @@ TRY_1_FAILED = ("up_for_retry", "failed")
 Request = dict[str, Any]
 
 
-def checked_posts(runs: CrashRuns, run: CrashRun) -> list[Request]:
+def checked_posts(runs: CrashRuns, run: CrashRun | MappedRun) -> list[Request]:
     """
     This run's POSTs in the journal, in arrival order; waits for every scenario to finish.
 
@@ -89,3 +90,36 @@ def check_succeeded_with(run: CrashRun, batch: dict, try_number: int = 2) -> Non
     assert run.return_value == batch["id"], run.describe()
     assert batch["appId"], run.describe()
     assert run.app_id == batch["appId"], run.describe()
+
+
+def acted_while_polling(run: CrashRun, post: Request, batch_id: int) -> float:
+    """
+    The harness acted on try 1 after it posted the batch and polled it by id; return the action's time.
+
+    (The harness acts only once the journal shows a poll of the running batch; this re-checks it on
+    the final journal.)
+    """
+    acted_at = run.acted_at
+    assert acted_at is not None, f"the harness did not act\n{run.describe()}"
+    assert run.try_start(1) <= post["time"] < acted_at, run.describe()
+    assert polls_of(between(run, post["time"], acted_at), batch_id), run.describe()
+    return acted_at
+
+
+def check_one_delete_of(run: CrashRun, batch: dict, after: float) -> Request:
+    """Exactly one DELETE of the run's batches: of ``batch`` by id, answered 200, after ``after``."""
+    deletes = deletes_of(run)
+    assert [e["path"] for e in deletes] == [f"/batches/{batch['id']}"], (
+        f"expected one DELETE of batch {batch['id']}, got {[e['path'] for e in deletes]}\n{run.describe()}"
+    )
+    (delete,) = deletes
+    assert delete["status"] == 200, run.describe()
+    assert delete["time"] >= after, run.describe()
+    return delete
+
+
+def check_only_try_1_failed(run: CrashRun) -> None:
+    """The task instance ended failed on try 1: no retry ran (Airflow meant the task to stop)."""
+    assert run.final_state == "failed", run.describe()
+    assert run.try_number == 1, run.describe()
+    assert [(t.number, t.state) for t in run.tries] == [(1, "failed")], run.describe()

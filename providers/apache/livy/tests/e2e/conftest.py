@@ -1,5 +1,13 @@
 """
-Fixtures of the end-to-end tests: one real Airflow 3.3+ deployment per session, shared by every test.
+Fixtures of the end-to-end tests: real Airflow 3.3+ deployments, each shared by the tests of its kind.
+
+* ``airflow_deployment``: LocalExecutor on SQLite (``test_crash_recovery.py``, ``test_on_kill.py``);
+  scenarios in :data:`SCENARIOS`, tests marked ``crash_scenario(name)``, fixture ``crash_runs``.
+* ``celery_deployment``: CeleryExecutor with :data:`CELERY_WORKERS` on PostgreSQL and Redis from Debian's
+  packages (``test_distributed.py``); scenarios in :data:`CELERY_SCENARIOS`, tests marked
+  ``celery_scenario(name)``, fixture ``celery_runs``. Each scenario's task goes to a Celery queue of its
+  own, consumed by two workers of its own: the harness kills the one that runs try 1, and the retry
+  runs on the other, without touching another scenario.
 
 The same tests run on Airflow 3.3 and 3.4 (``dev/test.sh`` runs both); where Airflow's own behaviour
 differs, a test's expectation about Airflow depends on ``airflow_deployment.AIRFLOW_3_4_PLUS``, never
@@ -23,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -32,11 +40,17 @@ from typing import Any
 
 import pytest
 
-from e2e.airflow_deployment import CrashRun, Deployment, Event, run_crash_scenario
+from e2e.airflow_deployment import CeleryWorker, CrashRun, Deployment, Event, run_crash_scenario
+from e2e.mapped_run import MappedRun, run_mapped_scenario
+from e2e.services import PostgresServer, scratch_dir
 
 TESTS = Path(__file__).resolve().parents[1]
 EXAMPLE_DAG = TESTS / "system" / "apache" / "livy" / "example_livy.py"
 TEST_DAGS = sorted((TESTS / "e2e" / "dags").glob("*.py"))
+CELERY_DAGS = [
+    TESTS / "e2e" / "dags" / "livy_e2e_dag.py",
+    TESTS / "e2e" / "dags" / "celery" / "livy_celery.py",
+]
 DAG_IDS = (
     "example_livy",
     "example_livy_not_durable",
@@ -73,6 +87,8 @@ class Scenario:
     ``while_deferred``: act once try 1 is deferred (and its trigger polls), not while it runs.
     ``clear_after_success``: clear the task once it succeeded, so that it runs again.
     ``keep_task_state``: sent with that clear (Airflow 3.4+; None: the version's default).
+    ``mapped_victim``: a mapped task; the Celery worker to kill once every instance polls (see
+    ``e2e.mapped_run``).
     """
 
     dag_id: str
@@ -81,6 +97,7 @@ class Scenario:
     while_deferred: bool = False
     clear_after_success: bool = False
     keep_task_state: bool | None = None
+    mapped_victim: str | None = None
 
 
 SCENARIOS = {
@@ -123,10 +140,57 @@ SCENARIOS = {
 SPARE_SLOTS = 3
 """Executor slots beyond one per scenario: a frozen or killed try holds its slot while try 2 runs."""
 
+MAPPED_TASKS = 20
+"""Mapped instances of ``livy_celery_mapped`` (``dags/celery/livy_celery.py``)."""
+
+
+def _pair(queue: str, first_address: int) -> tuple[CeleryWorker, CeleryWorker]:
+    """Two one-slot workers of one queue: try 1 runs on one, the retry on the other once it is killed."""
+    return (
+        CeleryWorker(f"{queue}-a", f"127.0.0.{first_address}", (queue,), concurrency=1),
+        CeleryWorker(f"{queue}-b", f"127.0.0.{first_address + 1}", (queue,), concurrency=1),
+    )
+
+
+CELERY_WORKERS = (
+    *_pair("sigkill", 11),
+    *_pair("not_durable", 13),
+    *_pair("graceful", 15),
+    *_pair("cold", 17),
+    # At most 8 of the 20 instances fit on mapped-a: both workers run some, and mapped-b has room for
+    # every retry once mapped-a is killed.
+    CeleryWorker("mapped-a", "127.0.0.19", ("mapped",), concurrency=8),
+    CeleryWorker("mapped-b", "127.0.0.20", ("mapped",), concurrency=MAPPED_TASKS),
+    CeleryWorker("default", "127.0.0.21", ("default",), concurrency=4),
+    CeleryWorker("spark", "127.0.0.22", ("spark_workers",), concurrency=3),
+)
+"""The distributed deployment's workers: its own loopback address each (the tries' hostname)."""
+
+CELERY_SCENARIOS = {
+    # The heartbeat timeout (10 s) fails the try of a SIGKILLed worker; the retry runs ~12 s later.
+    "worker_sigkill": Scenario("livy_celery_sigkill", kill="worker_sigkill", job_seconds=30),
+    "worker_sigkill_not_durable": Scenario("livy_celery_not_durable", kill="worker_sigkill", job_seconds=30),
+    "worker_graceful_stop": Scenario("livy_celery_graceful", kill="worker_graceful", job_seconds=40),
+    # Orphaned processes may heartbeat until the SIGKILL 10 s later; then the timeout: ~25 s.
+    "worker_cold_shutdown": Scenario("livy_celery_cold", kill="worker_cold", job_seconds=50),
+    "mark_failed": Scenario("livy_celery_mark_failed", kill="mark_failed", job_seconds=60),
+    "triggerer_restart": Scenario("livy_celery_deferrable", kill="triggerer", job_seconds=30),
+    "routed": Scenario("livy_celery_routed", kill=None, job_seconds=3),
+    "legacy_queue": Scenario("livy_celery_legacy_queue", kill=None, job_seconds=3),
+    "routed_by_default_args": Scenario("livy_celery_routed_by_default_args", kill=None, job_seconds=3),
+    "mapped_worker_sigkill": Scenario(
+        "livy_celery_mapped", kill=None, job_seconds=45, mapped_victim="mapped-a"
+    ),
+}
+CELERY_DAG_IDS = tuple(sorted({scenario.dag_id for scenario in CELERY_SCENARIOS.values()}))
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "crash_scenario(name): the test checks the result of that scenario (see e2e/conftest.py)"
+    )
+    config.addinivalue_line(
+        "markers", "celery_scenario(name): the test checks that scenario of the distributed deployment"
     )
 
 
@@ -146,22 +210,36 @@ MAX_CONCURRENT_SCENARIOS = int(os.environ.get("LIVY_E2E_CONCURRENCY", "5"))
 class CrashRuns:
     """The scenarios of the selected tests, running concurrently against the shared deployment."""
 
-    def __init__(self, deployment: Deployment, names: list[str]) -> None:
+    def __init__(
+        self, deployment: Deployment, names: list[str], scenarios: dict[str, Scenario], concurrency: int
+    ) -> None:
         self.deployment = deployment
+        self.scenarios = scenarios
         self._closing = threading.Event()
-        workers = max(1, min(len(names), MAX_CONCURRENT_SCENARIOS))
+        workers = max(1, min(len(names), concurrency))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scenario")
         stamp = time.strftime("%Y%m%dT%H%M%S")
         self._futures: dict[str, Future[CrashRun]] = {
             name: self._pool.submit(self._run, name, f"e2e-{name}-{stamp}") for name in names
         }
 
-    def _run(self, name: str, run_id: str) -> CrashRun:
-        scenario = SCENARIOS[name]
+    def _run(self, name: str, run_id: str) -> CrashRun | MappedRun:
+        scenario = self.scenarios[name]
 
         def show(event: Event) -> None:
             print(f"[{name}] {event.seconds:6.1f}s  {event.text}", flush=True)
 
+        if scenario.mapped_victim is not None:
+            return run_mapped_scenario(
+                self.deployment,
+                scenario.dag_id,
+                run_id,
+                count=MAPPED_TASKS,
+                victim=scenario.mapped_victim,
+                conf={"duration": str(scenario.job_seconds)},
+                on_event=show,
+                cancelled=self._closing.is_set,
+            )
         return run_crash_scenario(
             self.deployment,
             scenario.dag_id,
@@ -177,13 +255,24 @@ class CrashRuns:
 
     def get(self, name: str) -> CrashRun:
         """The finished run of scenario ``name``."""
+        run = self._result(name)
+        assert isinstance(run, CrashRun), run
+        return run
+
+    def get_mapped(self, name: str) -> MappedRun:
+        """The finished run of the mapped scenario ``name``."""
+        run = self._result(name)
+        assert isinstance(run, MappedRun), run
+        return run
+
+    def _result(self, name: str) -> CrashRun | MappedRun:
         if name not in self._futures:
-            raise KeyError(f"scenario {name!r} was not started: mark the test with crash_scenario({name!r})")
+            raise KeyError(f"scenario {name!r} was not started: mark its test with the scenario's marker")
         return self._futures[name].result(timeout=600)
 
-    def wait_all(self) -> list[CrashRun]:
+    def wait_all(self) -> list[CrashRun | MappedRun]:
         """Every started scenario, finished."""
-        return [self.get(name) for name in self._futures]
+        return [self._result(name) for name in self._futures]
 
     def close(self) -> None:
         """Stop waiting for unfinished scenarios (after ``-x``, or an interrupt)."""
@@ -199,39 +288,77 @@ class CrashRuns:
         return lines
 
 
+def _progress(kind: str) -> Callable[[str], None]:
+    began = time.monotonic()
+
+    def progress(line: str) -> None:
+        print(f"[{kind} {time.monotonic() - began:5.1f}s] {line}", flush=True)
+
+    return progress
+
+
+def _keep_or_remove(request: pytest.FixtureRequest, home: Path, keep: bool) -> None:
+    """Keep ``home`` (listed at the end of the session) after a failure or when asked; else remove it."""
+    if keep or request.session.testsfailed > 0:
+        request.config.stash.setdefault(_KEPT_HOMES, []).append(str(home))
+    else:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def airflow_deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
-    """A started deployment (stand-in, api-server, scheduler, dag-processor) with the DAGs parsed."""
+    """A started LocalExecutor deployment (stand-in, api-server, scheduler, dag-processor, triggerer)."""
     if not CAN_RUN:
         pytest.skip(SKIP_REASON)
     reuse = os.environ.get("LIVY_E2E_AIRFLOW_HOME")
     home = Path(reuse) if reuse else Path(tempfile.mkdtemp(prefix="livy-e2e-"))
-    began = time.monotonic()
-
-    def progress(line: str) -> None:
-        print(f"[deployment {time.monotonic() - began:5.1f}s] {line}", flush=True)
-
     # One slot per scenario: none waits for another's task to end.
     deployment = Deployment(
         home,
         [EXAMPLE_DAG, *TEST_DAGS],
         parallelism=len(SCENARIOS) + SPARE_SLOTS,
         triggerer=True,
-        log=progress,
+        log=_progress("deployment"),
     )
     try:
         deployment.start(DAG_IDS)
         yield deployment
     finally:
         deployment.stop()
-        failed = request.session.testsfailed > 0
-        if failed or reuse:
-            request.config.stash[_KEPT_HOME] = str(home)
-        else:
-            shutil.rmtree(home, ignore_errors=True)
+        _keep_or_remove(request, home, keep=bool(reuse))
 
 
-_KEPT_HOME = pytest.StashKey[str]()
+@pytest.fixture(scope="session")
+def celery_deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    """
+    A started CeleryExecutor deployment: a PostgreSQL server and a Redis broker of its own (from
+    Debian's packages), api-server, scheduler, dag-processor, triggerer and :data:`CELERY_WORKERS`.
+    """
+    if not CAN_RUN:
+        pytest.skip(SKIP_REASON)
+    scratch = scratch_dir("livy-e2e-celery-")
+    postgres = PostgresServer(scratch / "postgres")
+    deployment = Deployment(
+        scratch / "airflow",
+        CELERY_DAGS,
+        # Every scenario's tries, the 20 mapped instances, and the retries of the killed workers.
+        parallelism=2 * (len(CELERY_SCENARIOS) + MAPPED_TASKS),
+        triggerer=True,
+        log=_progress("celery deployment"),
+        postgres=postgres,
+        workers=CELERY_WORKERS,
+    )
+    with postgres:
+        try:
+            deployment.start(CELERY_DAG_IDS)
+            deployment.wait_for_workers()
+            yield deployment
+        finally:
+            deployment.stop()  # before PostgreSQL stops
+    _keep_or_remove(request, scratch, keep=False)
+
+
+_KEPT_HOMES = pytest.StashKey[list[str]]()
 _SUMMARIES = pytest.StashKey[list[str]]()
 
 
@@ -241,11 +368,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.section("e2e scenarios (Livy journal, task instance, timings)")
         for line in summaries:
             terminalreporter.write_line(line)
-    home = config.stash.get(_KEPT_HOME, None)
-    if home:
-        terminalreporter.write_line(
-            f"e2e AIRFLOW_HOME kept: {home} (process logs in {home}/process-logs, task logs in {home}/logs)"
-        )
+    for home in config.stash.get(_KEPT_HOMES, []):
+        terminalreporter.write_line(f"e2e deployment kept: {home} (process logs and task logs inside)")
 
 
 def _skipped(item: pytest.Item) -> bool:
@@ -257,20 +381,44 @@ def _skipped(item: pytest.Item) -> bool:
     )
 
 
-@pytest.fixture(scope="session")
-def crash_runs(request: pytest.FixtureRequest, airflow_deployment: Deployment) -> Iterator[CrashRuns]:
-    """Starts, at once, the scenario of every selected test marked ``crash_scenario(name)``."""
+def _start_marked(
+    request: pytest.FixtureRequest,
+    marker: str,
+    deployment: Deployment,
+    scenarios: dict[str, Scenario],
+    concurrency: int,
+) -> Iterator[CrashRuns]:
+    """Start, at once, the scenario of every selected test marked ``marker(name)``; yield them."""
     names = sorted(
         {
-            marker.args[0]
+            mark.args[0]
             for item in request.session.items
             if not _skipped(item)
-            for marker in item.iter_markers("crash_scenario")
+            for mark in item.iter_markers(marker)
         }
     )
-    runs = CrashRuns(airflow_deployment, names)
+    runs = CrashRuns(deployment, names, scenarios, concurrency)
     try:
         yield runs
     finally:
         runs.close()
-        request.config.stash[_SUMMARIES] = runs.summaries()
+        request.config.stash.setdefault(_SUMMARIES, []).extend(runs.summaries())
+
+
+@pytest.fixture(scope="session")
+def crash_runs(request: pytest.FixtureRequest, airflow_deployment: Deployment) -> Iterator[CrashRuns]:
+    """The LocalExecutor scenarios of the selected tests (marked ``crash_scenario(name)``)."""
+    yield from _start_marked(
+        request, "crash_scenario", airflow_deployment, SCENARIOS, MAX_CONCURRENT_SCENARIOS
+    )
+
+
+@pytest.fixture(scope="session")
+def celery_runs(request: pytest.FixtureRequest, celery_deployment: Deployment) -> Iterator[CrashRuns]:
+    """
+    The distributed scenarios of the selected tests (marked ``celery_scenario(name)``), all at once:
+    their workers are their own, and PostgreSQL takes concurrent writers.
+    """
+    yield from _start_marked(
+        request, "celery_scenario", celery_deployment, CELERY_SCENARIOS, len(CELERY_SCENARIOS)
+    )

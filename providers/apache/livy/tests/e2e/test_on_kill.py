@@ -27,12 +27,14 @@ from e2e.airflow_deployment import (
     AIRFLOW_VERSION,
     GRACEFUL_STOP_GRACE,
     HEARTBEAT_PURGE_CRASHES_THE_SCHEDULER,
-    CrashRun,
     batch_paths,
 )
 from e2e.checks import (
     TRY_1_FAILED,
+    acted_while_polling,
     between,
+    check_one_delete_of,
+    check_only_try_1_failed,
     check_succeeded_with,
     check_try_1_killed,
     checked_posts,
@@ -43,7 +45,6 @@ from e2e.checks import (
 )
 
 if TYPE_CHECKING:
-    from e2e.checks import Request
     from e2e.conftest import CrashRuns
 
 # Skipped by conftest.py unless Airflow >= 3.3 is installed (and /proc exists).
@@ -58,39 +59,6 @@ ON_KILL_SLACK_SECONDS = 10
 """Time ``on_kill`` may take on a loaded 2-core machine (a read of the batch, then its DELETE)."""
 NAMED = re.compile(r"airflow-(?P<dag>.+)-spark_pi-.+-t(?P<try>\d+)-s(?P<submission>\d+)-[0-9a-f]{10}")
 """The unique batch name the durable operator gives: ``...-t<try>-s<submission>-<digest>``."""
-
-
-def acted_while_polling(run: CrashRun, post: Request, batch_id: int) -> float:
-    """
-    The harness acted on try 1 after it posted the batch and polled it by id; return the action's time.
-
-    (The harness acts only once the journal shows a poll of the running batch; this re-checks it on
-    the final journal.)
-    """
-    acted_at = run.acted_at
-    assert acted_at is not None, f"the harness did not act\n{run.describe()}"
-    assert run.try_start(1) <= post["time"] < acted_at, run.describe()
-    assert polls_of(between(run, post["time"], acted_at), batch_id), run.describe()
-    return acted_at
-
-
-def check_one_delete_of(run: CrashRun, batch: dict, after: float) -> Request:
-    """Exactly one DELETE of the run's batches: of ``batch`` by id, answered 200, after ``after``."""
-    deletes = deletes_of(run)
-    assert [e["path"] for e in deletes] == [f"/batches/{batch['id']}"], (
-        f"expected one DELETE of batch {batch['id']}, got {[e['path'] for e in deletes]}\n{run.describe()}"
-    )
-    (delete,) = deletes
-    assert delete["status"] == 200, run.describe()
-    assert delete["time"] >= after, run.describe()
-    return delete
-
-
-def check_only_try_1_failed(run: CrashRun) -> None:
-    """The task instance ended failed on try 1: no retry ran (Airflow meant the task to stop)."""
-    assert run.final_state == "failed", run.describe()
-    assert run.try_number == 1, run.describe()
-    assert [(t.number, t.state) for t in run.tries] == [(1, "failed")], run.describe()
 
 
 @pytest.mark.crash_scenario("graceful_stop_durable")

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import os
 import signal
-from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from airflow.sdk import DAG
+from livy_e2e_dag import spark_pi_dag
 
 from airflow.providers.apache.livy.operators.livy import LivyOperator
 
@@ -41,25 +40,4 @@ class LivyOperatorDyingAfterPost(LivyOperator):
         return super().execute(context)
 
 
-with DAG(
-    dag_id="livy_crash_after_post",
-    schedule=None,
-    start_date=datetime(2025, 1, 1),
-    catchup=False,
-    tags=["test"],
-):
-    LivyOperatorDyingAfterPost(
-        task_id="spark_pi",
-        file="local:///opt/spark/examples/jars/spark-examples.jar",
-        class_name="org.apache.spark.examples.SparkPi",
-        args=["10"],
-        conf={
-            "spark.airflow.run_id": "{{ run_id }}",
-            "spark.standin.durationSeconds": "{{ dag_run.conf.get('duration', '20') }}",
-        },
-        polling_interval=2,
-        durable=True,
-        deferrable=False,
-        retries=1,
-        retry_delay=timedelta(seconds=1),
-    )
+livy_crash_after_post = spark_pi_dag("livy_crash_after_post", LivyOperatorDyingAfterPost)
