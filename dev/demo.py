@@ -13,15 +13,22 @@ packages, which ``dev/demo.sh --celery`` installs where missing). There the whol
 is SIGKILLed (every process of it: the machine died), the retry runs on the other worker, and the
 killed worker is started again before the next run.
 
+``--spark`` (``bash dev/demo.sh --spark``) runs real Spark applications: the stand-in runs each batch
+as ``spark-submit --master local[1]`` of ``dev/spark-apps/pi.py`` (PySpark from ``.venvs/spark``, which
+``dev/demo.sh --spark`` builds, and the machine's Java), so the batch that survives the kill is a real
+Spark application; the summary adds the spark-submit processes started and the app's result.
+
 The deployment harness is the e2e tests' one: providers/apache/livy/tests/e2e/airflow_deployment.py.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "providers" / "apache" / "livy" / "tests"
@@ -38,6 +45,10 @@ from e2e.airflow_deployment import (  # noqa: E402
 from e2e.services import PostgresServer, ServiceError, scratch_dir  # noqa: E402
 
 EXAMPLE_DAG = TESTS / "system" / "apache" / "livy" / "example_livy.py"
+SPARK_DAG = TESTS / "e2e" / "dags" / "spark" / "livy_real_spark.py"
+SPARK_RUNS = (("durable=True", "livy_real_spark"), ("durable=False", "livy_real_spark_not_durable"))
+SPARK_CONF = {"app": f"local://{ROOT / 'dev' / 'spark-apps' / 'pi.py'}", "partitions": "8", "seconds": "2"}
+"""The real Pi app: ~16 s of work once the driver is up (~4 s), to outlive kill -> retry."""
 JOB_SECONDS = 15  # the simulated Spark job; it must outlive kill -> retry (~4 s)
 RUNS = (("durable=True", "example_livy"), ("durable=False", "example_livy_not_durable"))
 QUIET_STATES = ("scheduled", "queued")
@@ -68,17 +79,19 @@ def show(event: Event) -> None:
     say(f"  {event.seconds:6.1f} s  {text}")
 
 
-def run_one(deployment: Deployment, label: str, dag_id: str, index: int) -> CrashRun:
+def run_one(deployment: Deployment, label: str, dag_id: str, index: int, spark: bool = False) -> CrashRun:
     what = "every process of the Celery worker that runs it" if deployment.celery else "the task process"
     say(f"\n{BOLD}[{index}/{len(RUNS)}] {label}: DAG {dag_id}; SIGKILL {what} mid-poll{RESET}")
+    # On Celery the retry waits for the heartbeat timeout (10 s): a longer job.
+    conf: dict[str, Any] = {"duration": str(JOB_SECONDS + 10 if deployment.celery else JOB_SECONDS)}
     run = run_crash_scenario(
         deployment,
         dag_id,
         f"demo-{dag_id}-{time.strftime('%H%M%S')}",
         kill="worker_sigkill" if deployment.celery else "task",
-        # On Celery the retry waits for the heartbeat timeout (10 s): a longer job.
-        conf={"duration": str(JOB_SECONDS + 10 if deployment.celery else JOB_SECONDS)},
+        conf=SPARK_CONF if spark else conf,
         on_event=show,
+        timeout=300 if spark else 240,
     )
     if run.error:
         raise DemoFailed(f"{label}: {run.error}")
@@ -96,6 +109,28 @@ def worker_names(run: CrashRun) -> str:
     """Where each try ran: the Celery workers' names by the tries' hostnames."""
     names = {worker.address: worker.name for worker in WORKERS}
     return " -> ".join(names.get(t.hostname or "", t.hostname or "?") for t in run.tries)
+
+
+def spark_launches(deployment: Deployment, run: CrashRun) -> list[dict[str, Any]]:
+    """The spark-submit processes the stand-in started for the run's batches (``GET /admin/spark``)."""
+    ids = {batch["id"] for batch in run.batches}
+    return [launch for launch in deployment.livy("GET", "/admin/spark") if launch["batch_id"] in ids]
+
+
+def show_spark(deployment: Deployment, run: CrashRun) -> list[dict[str, Any]]:
+    """Print each spark-submit of the run and the app's result line; return the launches."""
+    launches = spark_launches(deployment, run)
+    for launch in launches:
+        took = (launch["ended_at"] or time.time()) - launch["started_at"]
+        up = (launch["running_at"] or launch["started_at"]) - launch["started_at"]
+        log = deployment.livy("GET", f"/batches/{launch['batch_id']}/log?size=-1")["log"]
+        result = next((line for line in reversed(log) if line.startswith("Pi is roughly")), "no result")
+        say(
+            f"  {DIM}spark-submit pid {launch['pid']} (batch {launch['batch_id']}, Spark app "
+            f"{launch['spark_app_id']}): driver up in {up:.1f} s, {launch['state']} after {took:.1f} s; "
+            f"{result}{RESET}"
+        )
+    return launches
 
 
 def check(label: str, run: CrashRun, expected_batches: int) -> None:
@@ -119,7 +154,7 @@ def check(label: str, run: CrashRun, expected_batches: int) -> None:
         raise DemoFailed(f"{label}: " + "; ".join(problems))
 
 
-def summary(runs: dict[str, CrashRun], celery: bool) -> None:
+def summary(runs: dict[str, CrashRun], celery: bool, launches: dict[str, list[dict[str, Any]]]) -> None:
     rows = [
         ("POSTs seen by Livy", lambda r: r.posts_during_run),
         ("batches created", lambda r: len(r.batches)),
@@ -129,6 +164,9 @@ def summary(runs: dict[str, CrashRun], celery: bool) -> None:
     ]
     if celery:
         rows.append(("tries ran on", worker_names))
+    if launches:
+        by_run = {id(run): launches[label] for label, run in runs.items()}
+        rows.append(("spark-submits", lambda r: len(by_run[id(r)])))
     labels = list(runs)
     width = max(len(str(getter(run))) for _, getter in rows for run in runs.values()) + 2
     say(f"\n{BOLD}{'':<22}" + "".join(f"{label:<{width}}" for label in labels) + RESET)
@@ -137,11 +175,24 @@ def summary(runs: dict[str, CrashRun], celery: bool) -> None:
 
 
 def main(argv: list[str]) -> int:
-    unknown = [arg for arg in argv if arg != "--celery"]
-    if unknown:
-        say(f"usage: bash dev/demo.sh [--celery]; unknown: {' '.join(unknown)}")
+    unknown = [arg for arg in argv if arg not in ("--celery", "--spark")]
+    if unknown or {"--celery", "--spark"} <= set(argv):
+        say(f"usage: bash dev/demo.sh [--celery | --spark]; not understood: {' '.join(unknown or argv)}")
         return 2
     celery = "--celery" in argv
+    spark = "--spark" in argv
+    spark_home, spark_python = (
+        os.environ.get("LIVY_STANDIN_SPARK_HOME"),
+        os.environ.get("LIVY_STANDIN_SPARK_PYTHON"),
+    )
+    if spark and not (spark_home and spark_python):
+        say(
+            "--spark needs LIVY_STANDIN_SPARK_HOME and LIVY_STANDIN_SPARK_PYTHON "
+            "(dev/demo.sh --spark sets them)"
+        )
+        return 2
+    runs_of = SPARK_RUNS if spark else RUNS
+    spark_args = ["--spark", "--spark-home", spark_home or "", "--spark-python", spark_python or ""]
     began = time.monotonic()
     scratch = scratch_dir("livy-demo-")
     home = scratch / "airflow"
@@ -153,7 +204,13 @@ def main(argv: list[str]) -> int:
     postgres = PostgresServer(scratch / "postgres") if celery else None
     workers = WORKERS if celery else ()
     deployment = Deployment(
-        home, [EXAMPLE_DAG], parallelism=4, log=progress, postgres=postgres, workers=workers
+        home,
+        [SPARK_DAG if spark else EXAMPLE_DAG],
+        parallelism=4,
+        log=progress,
+        postgres=postgres,
+        workers=workers,
+        standin_args=spark_args if spark else (),
     )
     failure: str | None = None
     runs: dict[str, CrashRun] = {}
@@ -162,16 +219,25 @@ def main(argv: list[str]) -> int:
             say("Starting PostgreSQL and Redis (Debian's packages) on 127.0.0.1")
             postgres.start()
         servers = "api-server, scheduler, dag-processor" + (", two Celery workers" if celery else "")
-        say(f"Starting the Livy stand-in and Airflow 3.3 ({servers}) on 127.0.0.1")
-        deployment.start([dag_id for _, dag_id in RUNS])
+        standin = "Livy stand-in (real Spark: spark-submit --master local[1])" if spark else "Livy stand-in"
+        say(f"Starting the {standin} and Airflow 3.3 ({servers}) on 127.0.0.1")
+        deployment.start([dag_id for _, dag_id in runs_of])
         deployment.wait_for_workers()
-        for index, (label, dag_id) in enumerate(RUNS, start=1):
-            runs[label] = run_one(deployment, label, dag_id, index)
-            if celery and index < len(RUNS):
+        launches: dict[str, list[dict[str, Any]]] = {}
+        for index, (label, dag_id) in enumerate(runs_of, start=1):
+            runs[label] = run_one(deployment, label, dag_id, index, spark)
+            if spark:
+                launches[label] = show_spark(deployment, runs[label])
+            if celery and index < len(runs_of):
                 restart_killed_worker(deployment, runs[label])
-        summary(runs, celery)
+        summary(runs, celery, launches)
         check("durable=True", runs["durable=True"], expected_batches=1)
         check("durable=False", runs["durable=False"], expected_batches=2)
+        for label, expected in (("durable=True", 1), ("durable=False", 2)):
+            if spark and len(launches[label]) != expected:
+                raise DemoFailed(
+                    f"{label}: {len(launches[label])} spark-submit processes, expected {expected}"
+                )
     except (DemoFailed, DeploymentError, ServiceError) as error:
         failure = str(error).splitlines()[0]
     except KeyboardInterrupt:
@@ -189,9 +255,10 @@ def main(argv: list[str]) -> int:
         say(f"Logs kept in {home}: process-logs/ (Airflow, Livy stand-in) and logs/ (task logs)")
         return 1
     shutil.rmtree(scratch, ignore_errors=True)
+    job = "real Spark application" if spark else "Spark job"
     say(
-        f"\n{GREEN}durable=True: one Spark job, found again after the crash. durable=False: the retry "
-        f"submitted a second, duplicate job.{RESET}"
+        f"\n{GREEN}durable=True: one {job}, found again after the crash. durable=False: the retry "
+        f"submitted a second, duplicate {job}.{RESET}"
     )
     say(f"Done in {time.monotonic() - began:.0f} s; no process left running.")
     return 0

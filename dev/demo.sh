@@ -3,6 +3,8 @@
 #   bash dev/demo.sh            LocalExecutor on SQLite
 #   bash dev/demo.sh --celery   CeleryExecutor, two workers, Redis, PostgreSQL (installed from Debian's
 #                               packages where missing)
+#   bash dev/demo.sh --spark    real Spark applications behind the stand-in (PySpark from PyPI into
+#                               .venvs/spark, spark-submit --master local[1], the machine's Java)
 # Builds (or re-syncs) the Airflow 3.3 environment, then runs a real Airflow on 127.0.0.1, SIGKILLs
 # a worker mid-job with durable=True and with durable=False, and compares what Livy saw.
 set -euo pipefail
@@ -11,4 +13,5 @@ cd "$ROOT"
 ensure_uv
 [[ " $* " == *" --celery "* ]] && ensure_services
 make_env 3.3
+[[ " $* " == *" --spark "* ]] && make_spark_env
 in_env 3.3 python dev/demo.py "$@"

@@ -29,14 +29,21 @@ ensure_services() {
     || die "could not install ${missing[*]} with apt-get"
 }
 
+# ensure_uv: UV=(the uv to use): uv on PATH, else one pip installed into .venvs/.uv. `pip install
+# --target` writes only there, so it works on an "externally managed" (PEP 668) system Python such as
+# Debian's, where a plain or --user pip install is refused; uv then builds the virtualenvs itself, so
+# python3-venv/ensurepip are not needed either.
+UV_VERSION=0.13.9
 ensure_uv() {
   if command -v uv >/dev/null 2>&1; then UV=(uv); return; fi
-  if ! python3 -m uv --version >/dev/null 2>&1; then
-    log "installing uv with pip"
-    python3 -m pip install --quiet --disable-pip-version-check uv \
-      || python3 -m pip install --quiet --disable-pip-version-check --user uv
+  local target="$VENVS/.uv"
+  if ! "$target/bin/uv" --version >/dev/null 2>&1; then
+    log "installing uv $UV_VERSION with pip into $target"
+    rm -rf "$target"
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+      --target "$target" "uv==$UV_VERSION" || die "could not install uv with 'python3 -m pip install --target'"
   fi
-  UV=(python3 -m uv)
+  UV=("$target/bin/uv")
 }
 
 # make_env VERSION: .venvs/airflow-VERSION with the pinned requirements, the provider and the
@@ -49,6 +56,37 @@ make_env() {
   "${UV[@]}" pip install --quiet --python "$env/bin/python" --no-deps \
     -e "$ROOT/providers/apache/livy" -e "$ROOT/dev/livy-standin"
   mkdir -p "$VENVS/home-$version"
+}
+
+# make_spark_env: .venvs/spark with pinned PySpark (spark-submit and Spark's jars) for the stand-in's
+# real-Spark backend (`demo.sh --spark`, the real-Spark e2e step); kept apart so the Airflow envs stay
+# small. The first build downloads ~460 MB (~45 s); a re-sync takes a second. Needs Java 17+ on PATH.
+# Exports LIVY_STANDIN_SPARK_HOME (the pyspark package dir) and LIVY_STANDIN_SPARK_PYTHON.
+make_spark_env() {
+  local env="$VENVS/spark"
+  command -v java >/dev/null || die "real Spark needs Java 17+ (java on PATH); e.g. apt-get install openjdk-17-jre-headless"
+  log "environment for real Spark (PySpark): $env"
+  [[ -x "$env/bin/python" ]] || "${UV[@]}" venv --quiet --python "$(command -v python3)" "$env"
+  "${UV[@]}" pip sync --quiet --python "$env/bin/python" "$ROOT/dev/requirements/spark.txt"
+  LIVY_STANDIN_SPARK_HOME="$("$env/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')"
+  LIVY_STANDIN_SPARK_PYTHON="$env/bin/python"
+  export LIVY_STANDIN_SPARK_HOME LIVY_STANDIN_SPARK_PYTHON
+}
+
+# make_docs_env: .venvs/docs with Sphinx and sphinx-autoapi (dev/requirements/docs.txt). The docs build
+# reads the provider's docstrings from its source without importing it, so it needs no Airflow.
+make_docs_env() {
+  local env="$VENVS/docs"
+  log "environment for the docs: $env"
+  [[ -x "$env/bin/python" ]] || "${UV[@]}" venv --quiet --python "$(command -v python3)" "$env"
+  "${UV[@]}" pip sync --quiet --python "$env/bin/python" "$ROOT/dev/requirements/docs.txt"
+}
+
+# build_docs OUT: the provider's docs (providers/apache/livy/docs) as HTML into OUT; any Sphinx warning
+# (an unresolved reference included: -n) fails it.
+build_docs() {
+  rm -rf "$1"
+  "$VENVS/docs/bin/sphinx-build" -W --keep-going -n -q -b html "$ROOT/providers/apache/livy/docs" "$1"
 }
 
 # in_env VERSION CMD...: run CMD with that environment's tools first on PATH and its own AIRFLOW_HOME.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The project's one test command (README, CI): lint and types, then every test on Airflow 3.3 (unit,
+# The project's one test command (README, CI): lint and types, the docs build, then every test on
+# Airflow 3.3 (unit,
 # stand-in, fault matrix, real-Airflow e2e on LocalExecutor and on a distributed CeleryExecutor with
-# PostgreSQL and Redis), then on Airflow 3.4 (a pre-release) the unit tests, the fault matrix and the
+# PostgreSQL and Redis; then one e2e scenario with a real Spark application: PySpark from PyPI, the
+# machine's Java), then on Airflow 3.4 (a pre-release) the unit tests, the fault matrix and the
 # LocalExecutor e2e tests, then the unit tests that apply on Airflow 3.2 and 2.11. Installs what it
 # needs: uv and the virtualenvs from PyPI, PostgreSQL and Redis from Debian's packages (as root).
 #   bash dev/test.sh           everything
@@ -31,25 +33,35 @@ $quick || ensure_services
 versions=(3.3 3.4 3.2 2.11)
 $quick && versions=(3.3)
 for version in "${versions[@]}"; do make_env "$version"; done
+make_docs_env
 
 step "ruff and mypy"
 in_env 3.3 ruff check .
 in_env 3.3 ruff format --check .
 in_env 3.3 mypy --config-file pyproject.toml
 
+step "docs: Sphinx build of providers/apache/livy/docs, warnings as errors (into build/docs)"
+build_docs "$ROOT/build/docs"
+
 step "Airflow 3.3: all tests"
-selection=()
-$quick && selection=(-m "not e2e")
+selection=(-m "not spark")  # the real-Spark tests have a step of their own, next
+$quick && selection=(-m "not e2e and not spark")
 in_env 3.3 python -m pytest "${selection[@]}"
 
 if ! $quick; then
+  # PySpark (~460 MB) into .venvs/spark, once; then the stand-in's real-Spark backend test and the e2e
+  # scenario that SIGKILLs the worker while a real Spark application runs (a deployment of its own).
+  step "Airflow 3.3: real Spark (PySpark env, stand-in --spark backend, e2e worker kill mid-app)"
+  make_spark_env
+  in_env 3.3 python -m pytest -m spark
+
   step "Airflow 3.4: unit tests (all, including airflow33) and the fault matrix"
   in_env 3.4 python -m pytest providers/apache/livy/tests/unit providers/apache/livy/tests/faults
 
   # Its own deployment (a scratch AIRFLOW_HOME), as the 3.3 step's e2e tests had. The distributed
   # scenarios run on 3.3 (the Celery provider is installed there).
   step "Airflow 3.4: e2e (LocalExecutor)"
-  in_env 3.4 python -m pytest providers/apache/livy/tests/e2e -m "not celery"
+  in_env 3.4 python -m pytest providers/apache/livy/tests/e2e -m "not celery and not spark"
 
   for version in 3.2 2.11; do
     step "Airflow $version: unit tests that apply before 3.3 (imports, stub mixin, hooks, sensor, trigger)"

@@ -1,4 +1,4 @@
-"""The batch REST API against docs/livy-rest-api.md §1-§2b, §6 (CSRF), through a real HTTP client."""
+"""The batch REST API against dev/livy-standin/LIVY_REST.md §1-§2b, §6 (CSRF), through a real HTTP client."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import threading
 from types import FrameType
 
 from .server import DEFAULT_LIVY_VERSION, LivyStandin, check_loopback
+from .spark import SparkLauncher, java_home_from_path
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -23,7 +24,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--livy-version", default=DEFAULT_LIVY_VERSION, help="reported by GET /version")
     parser.add_argument("--port-file", help="write the bound port number to this file")
     parser.add_argument("--quiet", action="store_true", help="do not log each request to stderr")
+    parser.add_argument(
+        "--spark", action="store_true", help="run each batch as a real spark-submit (local[1]), not simulated"
+    )
+    parser.add_argument(
+        "--spark-home",
+        default=os.environ.get("LIVY_STANDIN_SPARK_HOME") or os.environ.get("SPARK_HOME"),
+        help="with --spark: Spark's home, e.g. pyspark's package dir ($LIVY_STANDIN_SPARK_HOME, $SPARK_HOME)",
+    )
+    parser.add_argument(
+        "--spark-python",
+        default=os.environ.get("LIVY_STANDIN_SPARK_PYTHON", "python3"),
+        help="with --spark: the Python (with pyspark) of the apps ($LIVY_STANDIN_SPARK_PYTHON)",
+    )
+    parser.add_argument(
+        "--java-home",
+        default=java_home_from_path(),
+        help="with --spark: the JVM ($JAVA_HOME, else PATH's java)",
+    )
     args = parser.parse_args(argv)
+    if args.spark and not args.spark_home:
+        parser.error("--spark needs --spark-home (or LIVY_STANDIN_SPARK_HOME / SPARK_HOME)")
     try:
         check_loopback(args.host)
     except ValueError as exc:
@@ -49,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    spark = SparkLauncher(args.spark_home, args.spark_python, args.java_home) if args.spark else None
     server = LivyStandin(
         host=args.host,
         port=args.port,
@@ -57,15 +79,19 @@ def main(argv: list[str] | None = None) -> int:
         csrf=args.csrf,
         livy_version=args.livy_version,
         quiet=args.quiet,
+        spark=spark,
     ).start()
     try:
-        print(f"livy-standin listening on {server.url}", flush=True)
+        backend = f" (real Spark: {spark.submit})" if spark is not None else ""
+        print(f"livy-standin listening on {server.url}{backend}", flush=True)
         if args.port_file:
             write_port_file(args.port_file, server.port)
         while not done.wait(0.5):
             pass
     finally:
         server.stop()
+        if spark is not None:
+            spark.close()  # ends every spark-submit still running (SIGTERM, then SIGKILL)
     print("livy-standin stopped", file=sys.stderr, flush=True)
     return 0
 

@@ -151,6 +151,11 @@ class Batch:
             return None
         return max(self.run_end, self.recovering_until or self.run_end)
 
+    def kill(self, now: float) -> None:
+        """Kill the job (DELETE, a graceful restart): ``killed`` from ``now`` unless it finished before."""
+        if self.killed_at is None:
+            self.killed_at = now
+
     def app_id(self, now: float) -> str | None:
         """The YARN-style application id, known once the job has entered ``running``."""
         if self.zombie or now < self.run_start:

@@ -9,10 +9,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .body import CreateBatchRequest
 from .jobs import LOG_TAIL_IN_BATCH, TERMINAL_STATES, Batch, JobSpec
+
+if TYPE_CHECKING:
+    from .spark import SparkLauncher
 
 REQUEST_KINDS = (
     "POST /batches",
@@ -240,6 +243,8 @@ class Registry:
         self.journal_floor = 0
         self.faults: list[Fault] = []
         self.next_fault_id = 0
+        self.launcher: SparkLauncher | None = None
+        """Set (``--spark``): each batch runs a real spark-submit instead of a simulated job."""
         self.reset_stats()
 
     # --- counters and journal ---------------------------------------------------------------------
@@ -354,6 +359,8 @@ class Registry:
             zombie=req.file is None,
             queue=req.extra.get("queue"),
         )
+        if self.launcher is not None and not batch.zombie:
+            batch = self.launcher.launch(batch, req)
         self.live[batch_id] = batch
         if batch.name is not None:
             self.by_name[batch.name] = batch
@@ -374,7 +381,7 @@ class Registry:
             batch = self.lookup(segment)
             now = self.clock()
             if batch.killed_at is None and batch.job_state(now) in ("starting", "running"):
-                batch.killed_at = now
+                batch.kill(now)
             self._forget(batch, "delete")
         return msg("deleted")
 
@@ -394,6 +401,7 @@ class Registry:
     def _view(self, batch: Batch, now: float) -> dict[str, Any]:
         app_id = batch.app_id(now)
         fake = f"{self.base_url}/fake-cluster/{app_id}" if app_id else None
+        ended = batch.job_state(now) in TERMINAL_STATES  # YARN drops the driver log URL then
         return {
             "id": batch.id,
             "name": batch.name,
@@ -402,7 +410,7 @@ class Registry:
             "state": batch.state(now),
             "appId": app_id,
             "appInfo": {
-                "driverLogUrl": f"{fake}/driver-log" if fake else None,
+                "driverLogUrl": f"{fake}/driver-log" if fake and not ended else None,
                 "sparkUiUrl": f"{fake}/spark-ui" if fake else None,
                 "executorLogUrls": None,
             },
@@ -462,7 +470,7 @@ class Registry:
                     self._recover(batch, now, recovering_seconds, keep_finished)
                 else:
                     if graceful and batch.job_state(now) in ("starting", "running"):
-                        batch.killed_at = now
+                        batch.kill(now)
                     self._forget(batch, "restart")
             if not recovery:
                 self.next_id = 0

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from .body import BodyError, parse_create_request
 from .jobs import JobSpec, JobSpecError
 from .registry import ApiError, Arrival, Registry, RequestRecord, is_id_segment, java_int, msg
+from .spark import SparkLauncher
 
 DEFAULT_LIVY_VERSION = "0.9.0-incubating"
 MAX_BODY = 16 * 1024 * 1024
@@ -371,6 +372,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Reply(200, registry.requests())
         if method == "GET" and rest == ["faults"]:
             raise _Reply(200, registry.pending_faults())
+        if method == "GET" and rest == ["spark"]:
+            raise _Reply(200, registry.launcher.launches() if registry.launcher is not None else [])
         if method == "DELETE" and rest == ["faults"]:
             raise _Reply(200, registry.clear_faults())
         if method != "POST":
@@ -443,6 +446,7 @@ class LivyStandin:
         csrf: bool = False,
         livy_version: str = DEFAULT_LIVY_VERSION,
         quiet: bool = True,
+        spark: SparkLauncher | None = None,
     ) -> None:
         self.host = check_loopback(host)
         self._requested_port = port
@@ -450,6 +454,7 @@ class LivyStandin:
         self.livy_version = livy_version
         self.quiet = quiet
         self.registry = Registry(retain_seconds, gc_interval)
+        self.registry.launcher = spark  # real spark-submit jobs; its owner closes it (SparkLauncher.close)
         self._httpd: _HTTPServer | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()

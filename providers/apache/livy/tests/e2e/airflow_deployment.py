@@ -305,6 +305,7 @@ class Deployment:
         ``workers``; the deployment gets a database of its own on it).
     :param workers: CeleryExecutor with these workers (and a Redis broker of the deployment's own);
         none: LocalExecutor.
+    :param standin_args: more options for the Livy stand-in, e.g. ``--spark`` (real Spark applications).
     """
 
     def __init__(
@@ -317,6 +318,7 @@ class Deployment:
         log: Callable[[str], None] | None = None,
         postgres: PostgresServer | None = None,
         workers: Sequence[CeleryWorker] = (),
+        standin_args: Sequence[str] = (),
     ) -> None:
         if workers and postgres is None:
             raise ValueError("a CeleryExecutor deployment needs a PostgreSQL server (postgres=...)")
@@ -327,6 +329,7 @@ class Deployment:
         self._log = log or (lambda line: None)
         self.postgres = postgres
         self.workers = {worker.name: worker for worker in workers}
+        self.standin_args = list(standin_args)
         self.redis = RedisServer(self.home / "redis") if workers else None
         self.database_url = f"sqlite:///{self.home}/airflow.db"
         self.marker = uuid.uuid4().hex
@@ -554,7 +557,8 @@ class Deployment:
         port_file = self.home / "livy-standin.port"
         port_file.unlink(missing_ok=True)
         argv = [sys.executable, "-m", "livy_standin", "--host", LOOPBACK, "--port", "0"]
-        self._spawn("livy-standin", [*argv, "--port-file", str(port_file)], self._base_env())
+        argv += [*self.standin_args, "--port-file", str(port_file)]
+        self._spawn("livy-standin", argv, self._base_env())
         component = self.components["livy-standin"]
 
         def bound() -> bool:

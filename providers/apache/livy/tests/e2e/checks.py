@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from e2e.airflow_deployment import CrashRun, batch_paths, concerns
+from e2e.airflow_deployment import RUN_ID_CONF_KEY, CrashRun, batch_paths, concerns
 
 if TYPE_CHECKING:
     from e2e.conftest import CrashRuns
@@ -21,18 +21,26 @@ TRY_1_FAILED = ("up_for_retry", "failed")
 Request = dict[str, Any]
 
 
+def of_scenarios(batch: dict[str, Any]) -> bool:
+    """Whether ``batch`` belongs to a scenario run (run id ``e2e-...``), not to a test's own run."""
+    return str((batch.get("conf") or {}).get(RUN_ID_CONF_KEY, "")).startswith("e2e-")
+
+
 def checked_posts(runs: CrashRuns, run: CrashRun | MappedRun) -> list[Request]:
     """
     This run's POSTs in the journal, in arrival order; waits for every scenario to finish.
 
-    First checks the whole journal: every POST anywhere created a batch (so none is left out of a
+    First checks the whole journal (but the requests about batches of the tests' own runs, such as
+    ``test_links_and_logs.py``'s): every POST anywhere created a batch (so none is left out of a
     run: a POST is the run's when it created one of the run's batches), each batch came from one
     POST, and every DELETE addressed a batch of one of the runs (so each test sees every DELETE of its
     batches, and none went elsewhere). Refreshes ``run.requests``.
     """
     finished = runs.wait_all()
-    journal = runs.deployment.livy_requests()
-    every_batch = runs.deployment.livy_batches()
+    batches = runs.deployment.livy_batches()
+    every_batch = [batch for batch in batches if of_scenarios(batch)]
+    others = [batch for batch in batches if not of_scenarios(batch)]  # the tests' own runs
+    journal = [e for e in runs.deployment.livy_requests() if not (others and concerns(e, others))]
     posts = [e for e in journal if e["method"] == "POST"]
     assert all(e["status"] == 201 and e["created_id"] is not None for e in posts), posts
     assert sorted(e["created_id"] for e in posts) == sorted(b["id"] for b in every_batch), every_batch

@@ -44,10 +44,24 @@ class FakeBatch:
     app_id: str | None = None
     log: list[str] = field(default_factory=lambda: ["stdout: ", "line 1", "line 2"])
     reads: int = 0
+    app_info: list[dict[str, str | None]] | None = None
+    """``appInfo`` per read, as ``states`` (the last one stays); ``None``: both URLs null."""
+    logs: list[list[str]] | None = None
+    """The whole log per read of the batch or its state, as ``states``; ``None``: :attr:`log`."""
 
     @property
     def state(self) -> str:
         return self.states[min(self.reads, len(self.states) - 1)]
+
+    @property
+    def current_log(self) -> list[str]:
+        return self.log if self.logs is None else self.logs[min(self.reads, len(self.logs) - 1)]
+
+    @property
+    def current_app_info(self) -> dict[str, str | None]:
+        if self.app_info is None:
+            return {"driverLogUrl": None, "sparkUiUrl": None}
+        return self.app_info[min(self.reads, len(self.app_info) - 1)]
 
     def as_json(self, echo_name: bool = True) -> dict[str, Any]:
         return {
@@ -57,8 +71,8 @@ class FakeBatch:
             "proxyUser": None,
             "state": self.state,
             "appId": self.app_id,
-            "appInfo": {"driverLogUrl": None, "sparkUiUrl": None},
-            "log": self.log[-10:],
+            "appInfo": self.current_app_info,
+            "log": self.current_log[-10:],
         }
 
 
@@ -130,7 +144,8 @@ class FakeLivy:
             self.forget(batch.id)
             return 200, {}, json.dumps({"msg": "deleted"})
         if match["tail"] == "/log":
-            return 200, {}, json.dumps({"id": batch.id, "from": 0, "total": len(batch.log), "log": batch.log})
+            log = batch.current_log
+            return 200, {}, json.dumps({"id": batch.id, "from": 0, "total": len(log), "log": log})
         body = (
             {"id": batch.id, "state": batch.state}
             if match["tail"] == "/state"

@@ -181,12 +181,14 @@ def test_operator_submits_polls_and_returns_on_the_fallback(mocked_responses, li
 
     requests_sent = [(call.request.method, call.request.path_url) for call in mocked_responses.calls]
     assert [method for method, _ in requests_sent].count("POST") == 1
-    assert requests_sent[:3] == [
-        ("POST", "/batches"),
-        ("GET", "/batches/9/state"),
-        ("GET", "/batches/9/state"),
+    assert [path for _, path in requests_sent] == [
+        "/batches",
+        "/batches/9/state",
+        "/batches/9/log?from=0&size=-1",  # the live log, after each poll that waits
+        "/batches/9/state",
+        "/batches/9/log?from=0&size=-1",  # the end: what the live log did not show yet
+        "/batches/9",
     ]
-    assert [path for _, path in requests_sent[3:]] == ["/batches/9/log?from=0&size=100", "/batches/9"]
     assert json.loads(mocked_responses.calls[0].request.body) == {
         "file": "s3://bucket/app.py",
         "conf": {"spark.x": "1"},

@@ -22,7 +22,7 @@ from typing import Any
 
 
 def get_provider_info() -> dict[str, Any]:
-    """Describe the provider: its modules and the ``livy`` connection type."""
+    """Describe the provider: its modules, its extra links and the ``livy`` connection type."""
     return {
         "package-name": "apache-airflow-providers-apache-livy",
         "name": "Apache Livy",
@@ -58,6 +58,11 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Apache Livy",
                 "python-modules": ["airflow.providers.apache.livy.triggers.livy"],
             }
+        ],
+        "extra-links": [
+            "airflow.providers.apache.livy.links.livy.LivyBatchLink",
+            "airflow.providers.apache.livy.links.livy.SparkUiLink",
+            "airflow.providers.apache.livy.links.livy.SparkDriverLogLink",
         ],
         "connection-types": [
             {

@@ -689,6 +689,9 @@ class TestDropInSeams:
         dump.assert_called_once_with(42)
 
 
+LIVY_UI_100 = "http://127.0.0.1:8998/ui/batch/100/log"
+
+
 class TestWrittenFor464:
     """Tests a user wrote against 4.6.4's hook methods still hold: same calls, same arguments."""
 
@@ -722,7 +725,7 @@ class TestWrittenFor464:
         assert hook["get_batch_state"].call_count == 3
         hook["get_batch"].assert_called_once_with(100)
         hook["dump_batch_logs"].assert_called_once_with(100)
-        assert ti.xcoms == {"app_id": "app-100"}
+        assert ti.xcoms == {"app_id": "app-100", "_link_LivyBatchLink": LIVY_UI_100}
 
     def test_kill_after_fire_and_forget_deletes_by_id(self, hook):
         op = operator(polling_interval=0)
@@ -740,7 +743,7 @@ class TestWrittenFor464:
         event = {"status": "success", "batch_id": 100, "response": "ok", "log_lines": None}
         assert operator(deferrable=True).execute_complete({"ti": ti}, event) == 100
         hook["get_batch"].assert_called_once_with(100)
-        assert ti.xcoms == {"app_id": "app-100"}
+        assert ti.xcoms == {"app_id": "app-100", "_link_LivyBatchLink": LIVY_UI_100}
 
     def test_execute_complete_timeout_deletes_the_batch(self, hook):
         event = {"status": "timeout", "batch_id": 100, "response": "timed out", "log_lines": None}

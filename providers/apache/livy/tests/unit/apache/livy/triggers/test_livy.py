@@ -113,6 +113,9 @@ def test_signature_keeps_the_released_parameters():
         ("app_id", None),
         ("on_kill_action", "delete_batch"),
         ("redeferrals", 0),
+        ("report_links", False),
+        ("follow_log", False),
+        ("log_cursor", None),
     ]
 
 

@@ -255,3 +255,43 @@ class TestBatchIds:
     def test_out_of_range(self, value):
         with pytest.raises(ValueError):
             validate_batch_id(value)
+
+
+class TestLinksAndLogCursor:
+    SPARK_UI = "http://127.0.0.1:4040/"
+    DRIVER_LOG = "http://127.0.0.1:8042/driver"
+
+    def batch(self, driver_log: str | None, spark_ui: str | None = SPARK_UI) -> dict:
+        return {"id": 1, "appId": "app-1", "appInfo": {"driverLogUrl": driver_log, "sparkUiUrl": spark_ui}}
+
+    def test_seen_keeps_the_links_and_a_cleared_driver_log_url_does_not_erase_one(self):
+        record = BatchRecord(name=None, batch_id=1).seen(self.batch(self.DRIVER_LOG))
+        assert record.links == {"spark_ui": self.SPARK_UI, "driver_log": self.DRIVER_LOG}
+        assert record.seen(self.batch(None)) is record
+
+    def test_no_urls_no_links(self):
+        record = BatchRecord(name=None, batch_id=1).seen(self.batch(None, None))
+        assert record.links is None
+
+    def test_found_by_name_takes_the_links_too(self):
+        record = BatchRecord.ahead_of_post("job-t1-s1-x", 1).found(self.batch(self.DRIVER_LOG))
+        assert record.links == {"spark_ui": self.SPARK_UI, "driver_log": self.DRIVER_LOG}
+
+    def test_links_and_cursor_round_trip_and_are_left_out_until_set(self):
+        plain = BatchRecord(name=None, batch_id=1)
+        assert "links" not in plain.to_json()
+        assert "log_cursor" not in plain.to_json()
+        full = plain.seen(self.batch(self.DRIVER_LOG)).with_log_cursor({"stdout": [5, 5, "abc"]})
+        assert BatchRecord.from_stored(full.to_json()) == full
+
+    @pytest.mark.parametrize(
+        "links",
+        [{"spark_ui": 1}, {"spark_ui": ""}, {"other": "http://127.0.0.1/"}, ["http://127.0.0.1/"]],
+    )
+    def test_links_not_ours_are_refused(self, links):
+        with pytest.raises(NotOurRecord, match="links"):
+            BatchRecord(name=None, batch_id=1, links=links)
+
+    def test_a_cursor_not_ours_is_refused(self):
+        with pytest.raises(NotOurRecord, match="log cursor"):
+            BatchRecord(name=None, batch_id=1, log_cursor={"stdout": "x"})

@@ -43,6 +43,7 @@ from airflow.providers.apache.livy.utils.batch_record import RECORD_FORMAT, Batc
 from airflow.providers.apache.livy.utils.durable_batch import DurableBatch, ResumeDecision, TaskRun
 from airflow.providers.apache.livy.utils.kill_policy import KillAction, KillPolicy
 from airflow.providers.apache.livy.utils.states import BatchState
+from unit.apache.livy.task_context import FakeTaskInstance
 
 KEY = "livy_batch_id"
 LOG = logging.getLogger("durable_batch_test")
@@ -548,3 +549,55 @@ def test_resume_decisions_read_livy_states_too():
 
 def test_record_format_is_stable():
     assert RECORD_FORMAT == "airflow-livy-batch/1"
+
+
+class TestLinksAndLiveLog:
+    def test_links_are_published_once_each_as_they_appear(self, livy, store):
+        published: list[dict[str, str]] = []
+        livy.states_for_new = ["starting", "running", "running", "success"]
+        batch = DurableBatch(
+            LivyHook(),
+            store=store,
+            key=KEY,
+            task=TaskRun.of(FakeTaskInstance(), 0),
+            log=LOG,
+            publish_links=published.append,
+        )
+        batch.submit(SPARK)
+        livy.batches[0].app_info = [
+            {"driverLogUrl": None, "sparkUiUrl": None},
+            {"driverLogUrl": "http://127.0.0.1:8042/d", "sparkUiUrl": "http://127.0.0.1:4040/"},
+        ]
+        batch.wait(0.001)
+        assert published == [
+            {"livy_batch": "http://127.0.0.1:8998/ui/batch/0/log"},
+            {"driver_log": "http://127.0.0.1:8042/d", "spark_ui": "http://127.0.0.1:4040/"},
+        ]
+
+    def test_without_follow_log_the_end_shows_the_whole_log_through_dump_batch_logs(self, livy, store):
+        livy.states_for_new = ["running", "success"]
+        one_try(store)
+        assert requests_sent(livy).count("GET /batches/0/log") == 1
+
+    def test_the_end_shows_only_what_the_live_log_did_not(self, livy, store, caplog):
+        caplog.set_level(logging.INFO)
+        livy.states_for_new = ["running", "running", "success"]
+        batch = DurableBatch(
+            LivyHook(),
+            store=store,
+            key=KEY,
+            task=TaskRun.of(FakeTaskInstance(), 0),
+            log=LOG,
+            follow_log=True,
+        )
+        batch.submit(SPARK)
+        livy.batches[0].logs = [["stdout: ", "a"], ["stdout: ", "a", "b"], ["stdout: ", "a", "b", "c"]]
+        batch.wait(0.001)
+        assert stored(store).log_cursor is not None
+        batch.result()
+        assert [r.getMessage() for r in caplog.records if r.getMessage() in ("stdout: ", "a", "b", "c")] == [
+            "stdout: ",
+            "a",
+            "b",
+            "c",
+        ]

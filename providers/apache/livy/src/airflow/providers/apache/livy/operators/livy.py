@@ -40,6 +40,7 @@ from airflow.providers.common.compat.sdk import (
     conf as airflow_conf,
 )
 
+from airflow.providers.apache.livy.links.livy import LIVY_LINKS, push_links
 from airflow.providers.apache.livy.utils.durable_batch import DurableBatch, ResumeDecision, TaskRun
 from airflow.providers.apache.livy.utils.kill_policy import (
     KillAction,
@@ -88,7 +89,9 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         :ref:`howto/operator:LivyOperator`
 
     It waits by polling from the worker (``polling_interval > 0``), in the triggerer
-    (``deferrable=True``), or not at all (``polling_interval=0``: fire and forget).
+    (``deferrable=True``), or not at all (``polling_interval=0``: fire and forget). While it waits,
+    new lines of Livy's log reach the task log; the extra links (Livy batch, Spark UI, Spark driver
+    log) work as soon as Livy reports the URLs.
 
     :param file: path of the file containing the application to execute (required). (templated)
     :param class_name: name of the application Java/Spark main class. (templated)
@@ -111,7 +114,8 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         ``BaseOperator``'s ``queue``, whose name ``LivyOperator`` keeps for the YARN queue. It routes
         mapped tasks too (``partial(executor_queue=...)``; it cannot be expanded, like ``queue``).
     :param name: name of this session. With ``durable=True`` it is the readable prefix of the unique
-        batch name (``<name>-t<try>-s<submission>-<digest>``); otherwise it is sent as it is. (templated)
+        batch name (``<name>-t<first try>-s<submission>-<digest>``); otherwise it is sent as it is.
+        (templated)
     :param conf: Spark configuration properties; values are never logged. (templated)
     :param proxy_user: user to impersonate when running the job. (templated)
     :param livy_conn_id: reference to a pre-defined Livy Connection.
@@ -138,10 +142,13 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
 
     MAX_REDEFERRALS = 3
     """How often a deferred task waits again after the triggerer lost Livy for a moment."""
+    LINKS_WAIT_SECONDS = 30.0
+    """How long a deferrable task waits on the worker for a starting batch's links before deferring."""
 
     template_fields: Sequence[str] = ("spark_params",)
     template_fields_renderers = {"spark_params": "json"}
     external_id_key = "livy_batch_id"
+    operator_extra_links = LIVY_LINKS
 
     def __init__(
         self,
@@ -276,15 +283,15 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         return batch.external_id()
 
     def get_job_status(self, external_id: JsonValue, context: Context) -> str:
-        """Return the :class:`ResumeDecision` for what an earlier try stored (checked against Livy)."""
+        """Return the :class:`~.ResumeDecision` for what an earlier try stored (checked against Livy)."""
         return self._batch_of(context).resume(external_id)
 
     def is_job_active(self, status: str) -> bool:
-        """Whether to reconnect: ``status`` is a :class:`ResumeDecision` or a Livy state."""
+        """Whether to reconnect: ``status`` is a :class:`~.ResumeDecision` or a Livy state."""
         return ResumeDecision.of(status) is ResumeDecision.RECONNECT
 
     def is_job_succeeded(self, status: str) -> bool:
-        """Whether to return the result at once: ``status`` is a :class:`ResumeDecision` or a Livy state."""
+        """Whether to return the result at once: ``status`` is a :class:`~.ResumeDecision` or a Livy state."""
         return ResumeDecision.of(status) is ResumeDecision.RETURN_RESULT
 
     def poll_until_complete(self, external_id: JsonValue, context: Context) -> Any:
@@ -337,13 +344,24 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
             self._batch.delete("LivyOperator.kill() was called")
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        """Finish the task once the trigger reported that the batch ended (or the wait timed out)."""
+        """
+        Finish the task once the trigger reported that the batch ended (or the wait timed out).
+
+        A ``running`` event reports the application's links while the batch runs: they are pushed and
+        the task defers again.
+        """
         for line in event.get("log_lines") or []:
             self.log.info(line)
         batch = self._batch_of(context)
         batch.follow_deferred(event["batch_id"])
+        batch.absorb_log_cursor(event.get("log_cursor"))
         if event.get("log_lines") is not None:
             batch.logs_shown()
+        if event["status"] == "running":
+            batch.record_seen(event.get("batch") or {})
+            batch.show_new_log_lines()  # what Livy logged since the event, before the trigger goes on
+            trigger = self._trigger_for(batch, int(event.get("redeferrals") or 0), report_links=False)
+            self.defer(trigger=trigger, method_name="execute_complete")
         if event["status"] == "timeout":
             batch.delete("the deferred task hit its execution_timeout")
             raise AirflowException(event["response"])
@@ -376,6 +394,8 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
             log=self.log,
             retry_args=self.retry_args,
             kill_policy=policy,
+            publish_links=None if ti is None else lambda links: push_links(ti, links),
+            follow_log=_follows_live_log(self.hook),
         )
 
     def _past_execution_timeout(self) -> bool:
@@ -384,7 +404,15 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         return limit is not None and time.monotonic() - self._started >= limit
 
     def _defer_unless_finished(self, batch: DurableBatch) -> None:
-        if batch.check():
+        """
+        Defer unless the batch finished; while it starts, wait briefly for its links first.
+
+        Links known before deferring spare the task a trip back to a worker to push them, and one
+        trigger per try follows the log (Airflow 3.3's triggerer truncates a try's trigger log when the
+        task defers again).
+        """
+        step = min(self._polling_interval, 0.5) if self._polling_interval > 0 else 0.5
+        if batch.check() or batch.wait_for_links(self.LINKS_WAIT_SECONDS, step):
             return
         # No defer(timeout=...): the trigger's own deadline ends the wait with a "timeout" event,
         # so execute_complete can delete the batch instead of leaving it running.
@@ -399,8 +427,11 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
             trigger = self._trigger_for(batch, redeferrals=redeferrals + 1)
             self.defer(trigger=trigger, method_name="execute_complete")
 
-    def _trigger_for(self, batch: DurableBatch, redeferrals: int = 0) -> LivyTrigger:
+    def _trigger_for(
+        self, batch: DurableBatch, redeferrals: int = 0, *, report_links: bool | None = None
+    ) -> LivyTrigger:
         record = batch.follow(batch.external_id())
+        report_links = not record.links if report_links is None else report_links
         return _this_module().LivyTrigger(
             batch_id=record.batch_id,
             spark_params=self.spark_params,
@@ -415,6 +446,9 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
             app_id=record.app_id,
             on_kill_action=self.on_kill_action.on_user_action,
             redeferrals=redeferrals,
+            report_links=report_links,
+            follow_log=not report_links,  # a trigger that ends at the links leaves the log to the worker
+            log_cursor=record.log_cursor,
         )
 
     def _inject_openlineage_properties(self, context: Context) -> None:
@@ -439,3 +473,9 @@ def _async_auth_type(auth_type: Any) -> type | None:
     from airflow.providers.apache.livy.hooks.livy import async_auth_type
 
     return async_auth_type(auth_type)
+
+
+def _follows_live_log(hook: Any) -> bool:
+    from airflow.providers.apache.livy.hooks.livy import follows_live_log
+
+    return follows_live_log(hook)

@@ -62,7 +62,7 @@ class LivySensor(BaseSensorOperator):
         self._endpoint_prefix = endpoint_prefix
 
     def get_hook(self) -> LivyHook:
-        """Return the (cached) :class:`LivyHook`."""
+        """Return the (cached) :class:`~.LivyHook`."""
         if self._livy_hook is None or not isinstance(self._livy_hook, LivyHook):
             self._livy_hook = LivyHook(
                 livy_conn_id=self._livy_conn_id,

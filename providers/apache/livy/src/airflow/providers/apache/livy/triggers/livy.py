@@ -34,8 +34,10 @@ from airflow.providers.apache.livy.utils.batch_record import (
     Identity,
     IdentityChecks,
     app_id_of,
+    app_links_of,
     validate_batch_id,
 )
+from airflow.providers.apache.livy.utils.log_stream import LIVE_PAGE_SIZE, LogStream, page_lines
 from airflow.providers.apache.livy.utils.redaction import redact_spark_params
 from airflow.providers.apache.livy.utils.states import BatchOutcome, batch_outcome
 
@@ -71,12 +73,17 @@ class LivyTrigger(BaseTrigger):
     """
     Poll a Livy batch from the triggerer until it reaches a terminal state.
 
-    The event is ``{"status": "success" | "error" | "timeout", "batch_id", "response", "log_lines",
-    "redeferrals"}``, plus ``"state"`` (the terminal Livy state) when the batch finished and
-    ``"transient"`` on an ``error`` event: ``True`` when the wait ended on a transport error
-    (connection refused or reset, timeout) or a 5xx/429 reply, which asking again later may cure.
-    ``"log_lines"`` is always ``None``: the trigger does not read Livy's log (the worker shows it
-    once), so the event stays small. ``"redeferrals"`` echoes the argument.
+    The event is ``{"status": "success" | "error" | "timeout" | "running", "batch_id", "response",
+    "log_lines", "redeferrals", "log_cursor"}``, plus ``"state"`` (the terminal Livy state) when the
+    batch finished and ``"transient"`` on an ``error`` event: ``True`` when the wait ended on a
+    transport error (connection refused or reset, timeout) or a 5xx/429 reply, which asking again
+    later may cure. ``"log_lines"`` is always ``None``: with ``follow_log`` the trigger writes new
+    lines of Livy's log to its own log (the task log, on Airflow 3) as they appear, and
+    ``"log_cursor"`` says how far, so the worker shows only the rest. ``"redeferrals"`` echoes the
+    argument. With ``report_links``, the whole batch is read on every poll until Livy reports the
+    application's URLs; then (at least :attr:`links_event_delay` seconds after it started) a
+    ``"running"`` event carries them (``"batch"``: ``appId`` and ``appInfo``), for the operator to
+    push as links before it defers again.
 
     Polls read ``GET /batches/{id}/state``; with ``batch_name``, the whole batch is read on the
     schedule of :class:`~airflow.providers.apache.livy.utils.batch_record.IdentityChecks` (as the
@@ -101,10 +108,20 @@ class LivyTrigger(BaseTrigger):
         does with the batch.
     :param redeferrals: how many times the task deferred again after a transient error; echoed in
         every event.
+    :param report_links: end the wait with a ``"running"`` event once Livy reports the Spark UI or
+        driver log URL.
+    :param follow_log: write new lines of Livy's log to the trigger's log while waiting.
+    :param log_cursor: how far the log was already shown (a
+        :class:`~airflow.providers.apache.livy.utils.log_stream.LogStream` cursor).
     """
 
     on_kill_timeout: float = 20.0
     """Seconds :meth:`on_kill` spends on Livy at most (the triggerer allows 30 by default)."""
+    links_event_delay: float = 10.0
+    """
+    Seconds a ``report_links`` trigger waits at least before its ``running`` event: a trigger that
+    fires right after the task deferred can race the scheduler, which then fails the try.
+    """
 
     def __init__(
         self,
@@ -122,6 +139,9 @@ class LivyTrigger(BaseTrigger):
         app_id: str | None = None,
         on_kill_action: str = "delete_batch",
         redeferrals: int = 0,
+        report_links: bool = False,
+        follow_log: bool = False,
+        log_cursor: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if on_kill_action not in ON_KILL_ACTIONS:
@@ -140,6 +160,11 @@ class LivyTrigger(BaseTrigger):
         self._app_id = app_id
         self._on_kill_action = on_kill_action
         self._redeferrals = redeferrals
+        self._report_links = report_links
+        self._follow_log = follow_log
+        self._log_cursor = log_cursor
+        self._log_stream: LogStream | None = None
+        self._app_info: dict[str, Any] | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Serialize the trigger's arguments (Spark conf values redacted, no hook)."""
@@ -159,6 +184,9 @@ class LivyTrigger(BaseTrigger):
                 "app_id": self._app_id,
                 "on_kill_action": self._on_kill_action,
                 "redeferrals": self._redeferrals,
+                "report_links": self._report_links,
+                "follow_log": self._follow_log,
+                "log_cursor": self._log_cursor,
             },
         )
 
@@ -184,8 +212,15 @@ class LivyTrigger(BaseTrigger):
             "response": response,
             "log_lines": None,  # kept for 4.6.4's execute_complete; the worker reads the log itself
             "redeferrals": self._redeferrals,
+            **self._log_progress(),
             **more,
         }
+
+    def _log_progress(self) -> dict[str, Any]:
+        """``{"log_cursor": ...}`` while following the log, so the worker shows only the rest."""
+        if self._log_stream is not None:
+            return {"log_cursor": self._log_stream.cursor}
+        return {"log_cursor": self._log_cursor} if self._follow_log else {}
 
     async def poll_for_termination(self, batch_id: int | str) -> dict[str, Any]:
         """
@@ -200,9 +235,11 @@ class LivyTrigger(BaseTrigger):
             else time.monotonic() + self._execution_timeout.total_seconds()
         )
         checks = IdentityChecks(verified=False) if self._batch_name is not None else None
+        links_due = time.monotonic() + self.links_event_delay
         try:
             while True:
-                full_read = checks is not None and checks.full_read_due()
+                links_wanted = self._report_links and self._app_info is None
+                full_read = links_wanted or (checks is not None and checks.full_read_due())
                 state, full_read = await self._poll(hook, batch_id, full_read=full_read)
                 if checks is not None:
                     checks.polled(state, full_read=full_read)
@@ -213,7 +250,12 @@ class LivyTrigger(BaseTrigger):
                     return self._finished(batch_id, state)
                 if deadline is not None and time.monotonic() >= deadline:
                     return self._event("timeout", f"Batch {batch_id} timed out")
+                if self._report_links and self._app_info is not None and time.monotonic() >= links_due:
+                    # The worker shows the log lines so far: the triggerer may drop the log of a
+                    # trigger that fires on its first poll.
+                    return self._links_event(batch_id, state)
                 self.log.info("Batch %s is in state %s", batch_id, state)
+                await self._show_new_log_lines(hook, batch_id)
                 await asyncio.sleep(self._polling_interval)
         except _WaitFailed as failure:
             return self._event("error", str(failure), transient=failure.transient)
@@ -246,8 +288,39 @@ class LivyTrigger(BaseTrigger):
                 "Livy restarted and reused the id; the original batch is gone"
             )
         self._app_id = self._app_id or app_id_of(batch)
+        if app_links_of(batch):
+            self._app_info = batch.get("appInfo")
         state = batch.get("state")
         return state if isinstance(state, str) else None
+
+    def _links_event(self, batch_id: int | str, state: str) -> dict[str, Any]:
+        """The ``running`` event: the application's links are known while the batch runs."""
+        batch = {"appId": self._app_id, "appInfo": self._app_info}
+        return self._event("running", f"Batch {batch_id} is {state}", state=state, batch=batch)
+
+    async def _show_new_log_lines(self, hook: LivyAsyncHook, batch_id: int | str) -> None:
+        """Read Livy's log once and log the lines not shown yet; stop following it if it cannot be read."""
+        if not self._follow_log:
+            return
+        stream = self._log_stream or LogStream(self._log_cursor)
+        self._log_stream = stream
+        result = await hook.get_batch_logs(batch_id, 0, LIVE_PAGE_SIZE)
+        try:
+            if result["status"] != "success":
+                raise ValueError(result["response"])
+            update = stream.update(page_lines(result["response"]))
+        except ValueError as error:
+            self._follow_log = False
+            self.log.warning("Not following the log of Livy batch %s: %s", batch_id, error)
+            return
+        for section in update.lost:
+            self.log.warning(
+                "Some %s lines of Livy batch %s were lost: Livy's log buffer moved on before they were shown",
+                section,
+                batch_id,
+            )
+        for line in update.lines:
+            self.log.info(line)
 
     def _finished(self, batch_id: int | str, state: str) -> dict[str, Any]:
         if batch_outcome(state) is BatchOutcome.SUCCEEDED:

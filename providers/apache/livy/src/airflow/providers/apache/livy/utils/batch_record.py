@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any
 
+from airflow.providers.apache.livy.utils.log_stream import LogCursorError, validate_cursor
 from airflow.providers.apache.livy.utils.states import TERMINAL_STATE_VALUES, BatchState
 
 RECORD_FORMAT = "airflow-livy-batch/1"
@@ -43,6 +44,10 @@ MAX_BATCH_ID = 2**31 - 1
 MAX_SUBMISSIONS = 10_000
 MAX_TRY_NUMBER = 1_000_000
 _MAX_APP_ID_CHARS = 255
+_MAX_URL_CHARS = 2048
+APP_LINKS = {"sparkUiUrl": "spark_ui", "driverLogUrl": "driver_log"}
+"""The URLs of Livy's ``appInfo`` kept in the record, and the names they are kept under."""
+_OPTIONAL_FIELDS = ("links", "log_cursor")
 _BATCH_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _PART_CHARS = {"dag": 48, "task": 48, "run": 48, "prefix": 120}
@@ -80,6 +85,18 @@ def app_id_of(batch: Mapping[str, Any]) -> str | None:
     """The Spark application id in Livy's batch object, or ``None`` while Livy does not know it."""
     app_id = batch.get("appId")
     return app_id if isinstance(app_id, str) and app_id else None
+
+
+def app_links_of(batch: Mapping[str, Any]) -> dict[str, str]:
+    """The Spark UI and driver log URLs in Livy's batch object (``appInfo``), those that are set."""
+    info = batch.get("appInfo")
+    if not isinstance(info, Mapping):
+        return {}
+    return {
+        name: url
+        for key, name in APP_LINKS.items()
+        if isinstance(url := info.get(key), str) and url and len(url) <= _MAX_URL_CHARS
+    }
 
 
 class Identity(Enum):
@@ -141,6 +158,11 @@ class BatchRecord:
     :param owner_try: the try that owns the batch: the last one that submitted or reconnected. An
         older try that is still alive (a frozen worker, a partition) never deletes the batch and
         never writes the record.
+    :param links: the application's URLs Livy reported (``spark_ui``, ``driver_log``), kept once
+        seen: YARN clears the driver log URL when the application ends.
+    :param log_cursor: how far the batch's log was shown in the task log
+        (:class:`~airflow.providers.apache.livy.utils.log_stream.LogStream`), so a retry shows only
+        the rest.
     """
 
     name: str | None
@@ -150,6 +172,8 @@ class BatchRecord:
     final_state: str | None = None
     delivered_try: int | None = None
     owner_try: int | None = None
+    links: dict[str, str] | None = None
+    log_cursor: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.name is not None and not is_valid_batch_name(self.name):
@@ -173,6 +197,19 @@ class BatchRecord:
             _check_int(self.delivered_try, "delivered try", 0, MAX_TRY_NUMBER)
             if self.batch_id is None or self.final_state not in (None, BatchState.SUCCESS.value):
                 raise NotOurRecord("it delivered the result of a batch that did not succeed")
+        if self.links is not None and (
+            not isinstance(self.links, dict) or app_links_of({"appInfo": self._app_info()}) != self.links
+        ):
+            raise NotOurRecord("its links are not the application URLs Livy reports")
+        if self.log_cursor is not None:
+            try:
+                validate_cursor(self.log_cursor)
+            except LogCursorError as error:
+                raise NotOurRecord(f"its log cursor is not valid: {error}") from None
+
+    def _app_info(self) -> dict[str, Any]:
+        links = self.links or {}
+        return {key: links.get(name) for key, name in APP_LINKS.items()}
 
     # ---- Making records ------------------------------------------------------------------------
 
@@ -203,8 +240,12 @@ class BatchRecord:
         return cls(**fields)
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON value stored in the task state store."""
-        return {"format": RECORD_FORMAT, **dataclasses.asdict(self)}
+        """The JSON value stored in the task state store (optional fields only once set)."""
+        fields = dataclasses.asdict(self)
+        for name in _OPTIONAL_FIELDS:
+            if fields[name] is None:
+                del fields[name]
+        return {"format": RECORD_FORMAT, **fields}
 
     # ---- Transitions ---------------------------------------------------------------------------
 
@@ -216,14 +257,19 @@ class BatchRecord:
     def found(self, batch: Mapping[str, Any]) -> BatchRecord:
         """The batch was found by its name; take its id and app id."""
         self._require(self.name is not None and self.final_state is None, "found")
-        return dataclasses.replace(
-            self, batch_id=validate_batch_id(batch.get("id")), app_id=app_id_of(batch) or self.app_id
-        )
+        return dataclasses.replace(self, batch_id=validate_batch_id(batch.get("id"))).seen(batch)
 
     def seen(self, batch: Mapping[str, Any]) -> BatchRecord:
-        """Livy's batch was read and is ours: keep its app id once it has one."""
-        app_id = app_id_of(batch)
-        return self if app_id is None or app_id == self.app_id else dataclasses.replace(self, app_id=app_id)
+        """Livy's batch was read and is ours: keep its app id and app links once it has them."""
+        app_id = app_id_of(batch) or self.app_id
+        links = {**(self.links or {}), **app_links_of(batch)} or None
+        if app_id == self.app_id and links == self.links:
+            return self
+        return dataclasses.replace(self, app_id=app_id, links=links)
+
+    def with_log_cursor(self, cursor: dict[str, Any]) -> BatchRecord:
+        """The batch's log was shown up to ``cursor``."""
+        return self if cursor == self.log_cursor else dataclasses.replace(self, log_cursor=cursor)
 
     def finished(self, state: str, batch: Mapping[str, Any] | None = None) -> BatchRecord:
         """The batch reached terminal ``state``."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -50,7 +50,14 @@ from airflow.providers.apache.livy.utils.batch_record import (
     batch_name,
 )
 from airflow.providers.apache.livy.utils.kill_policy import RUNNING, KillPolicy
-from airflow.providers.apache.livy.utils.states import BatchOutcome, batch_outcome
+from airflow.providers.apache.livy.utils.log_stream import (
+    LIVE_PAGE_SIZE,
+    LogCursorError,
+    LogStream,
+    page_lines,
+    validate_cursor,
+)
+from airflow.providers.apache.livy.utils.states import BatchOutcome, BatchState, batch_outcome
 
 if TYPE_CHECKING:
     import logging
@@ -75,6 +82,9 @@ class ResumeDecision(StrEnum):
             return cls(status)
         return _DECISION_FOR[batch_outcome(status)]
 
+
+_STARTING = frozenset({BatchState.NOT_STARTED.value, BatchState.STARTING.value})
+"""States in which Livy may not know the application's URLs yet."""
 
 _DECISION_FOR = {
     BatchOutcome.ACTIVE: ResumeDecision.RECONNECT,
@@ -145,7 +155,7 @@ class DurableBatch:
 
     Every record it writes goes to ``store`` under ``key``, the whole record each time; the mixin
     also stores what :meth:`submit` returns. Every read of a batch by id checks that the batch is
-    still ours (:meth:`BatchRecord.identify`) before it is adopted, waited on or deleted.
+    still ours (:meth:`~.BatchRecord.identify`) before it is adopted, waited on or deleted.
 
     :param hook: the hook to Livy; only its public methods are called, with 4.6.4's signatures.
     :param store: the task state store, or ``None`` to keep nothing (every try submits).
@@ -154,6 +164,9 @@ class DurableBatch:
     :param log: the operator's logger.
     :param retry_args: passed to ``get_batch_state``, as the released operator did.
     :param kill_policy: when :meth:`on_kill` deletes the batch.
+    :param publish_links: called with the batch's links (``livy_batch``, ``spark_ui``,
+        ``driver_log``) that are new or changed, as soon as they are known, e.g. to push XComs.
+    :param follow_log: show new lines of Livy's log in the task log while waiting.
     """
 
     sleep_slice = 0.5
@@ -169,6 +182,8 @@ class DurableBatch:
         log: logging.Logger | Any,
         retry_args: dict[str, Any] | None = None,
         kill_policy: KillPolicy | None = None,
+        publish_links: Callable[[dict[str, str]], None] | None = None,
+        follow_log: bool = False,
     ) -> None:
         self.hook = hook
         self.store = store
@@ -184,6 +199,11 @@ class DurableBatch:
         self._warned_unnamed = False
         self._kill_requested: str | None = None
         self._deleted_because: str | None = None
+        self._publish_links = publish_links
+        self._published_links: dict[str, str] = {}
+        self._follow_log = follow_log
+        self._log_stream: LogStream | None = None
+        self._last_state: str | None = None
 
     # ---- Resuming what an earlier try left -----------------------------------------------------
 
@@ -200,6 +220,8 @@ class DurableBatch:
         decision = self._decide(record)
         if decision is not ResumeDecision.SUBMIT and self.task is not None:
             self._save(self._current.owned_by(self.task.try_number))
+        if decision is not ResumeDecision.SUBMIT:
+            self.publish_links()
         return decision
 
     def _decide(self, record: BatchRecord) -> ResumeDecision:
@@ -285,6 +307,7 @@ class DurableBatch:
             self._save(record)
             self.record = record.created(self._create(record, batch_kwargs))
         self._verified = True
+        self.publish_links()
         self._honour_kill_request()
         return self._current
 
@@ -345,23 +368,46 @@ class DurableBatch:
     # ---- Waiting -------------------------------------------------------------------------------
 
     def wait(self, polling_interval: float) -> None:
-        """Poll until the batch finishes; check it is still ours as :class:`IdentityChecks` schedules."""
+        """Poll until the batch finishes; check it is still ours as :class:`~.IdentityChecks` schedules."""
         record = self._current
         self.log.info("Waiting for %s to finish, polling every %s s", record.describe(), polling_interval)
         checks = IdentityChecks(verified=self._verified)
         while True:
             state, batch = self._poll(full_read=checks.full_read_due())
             checks.polled(state, full_read=batch is not None)
+            self.publish_links()
             if self._recorded_if_finished(state, batch, checks):
                 return
             self.log.info("%s is %s", self._current.describe(), state)
+            self.show_new_log_lines()
             self._sleep(polling_interval)
 
     def check(self) -> bool:
         """Read the batch's state once; record it if it finished. Return whether it finished."""
-        finished = self._recorded_if_finished(*self._poll(full_read=not self._verified))
+        state, batch = self._poll(full_read=not self._verified)
+        self._last_state = state
+        finished = self._recorded_if_finished(state, batch)
+        self.publish_links()
         self._honour_kill_request()
         return finished
+
+    def wait_for_links(self, seconds: float, step: float) -> bool:
+        """
+        Wait for the links of a starting batch, ``seconds`` at most; return whether it finished meanwhile.
+
+        Reads the whole batch every ``step`` seconds while it starts and its links are unknown (a task
+        about to defer: so that one trigger follows the log).
+        """
+        deadline = time.monotonic() + seconds
+        while self._links_wanted and self._last_state in _STARTING and time.monotonic() < deadline:
+            self._sleep(step)
+            state, batch = self._poll(full_read=True)
+            self._last_state = state
+            self.publish_links()
+            if self._recorded_if_finished(state, batch):
+                return True
+            self.show_new_log_lines()
+        return False
 
     def _sleep(self, seconds: float) -> None:
         """Sleep in slices, acting on a kill request (made by ``on_kill``) between them."""
@@ -386,7 +432,8 @@ class DurableBatch:
         """
         self._raise_if_deleted_by_kill()
         try:
-            batch = self._read_own_batch() if full_read and self._current.is_identifiable else None
+            readable = self._current.is_identifiable or self._links_wanted
+            batch = self._read_own_batch() if full_read and readable else None
             if batch is not None:
                 self._fence()
                 if isinstance(batch.get("state"), str):
@@ -424,6 +471,7 @@ class DurableBatch:
     def result(self) -> BatchRecord:
         """The finished batch's record, its log shown once; raises if the batch did not succeed."""
         record = self._current
+        self.publish_links()
         if record.is_finished:
             self._show_logs_once()
             if not record.succeeded:
@@ -445,6 +493,7 @@ class DurableBatch:
             except (LivyBatchNotFound, LivyBatchReplaced):
                 if not record.is_finished:
                     raise
+            self.publish_links()
         return self._current.app_id
 
     @property
@@ -463,19 +512,100 @@ class DurableBatch:
         self._logs_shown = True
 
     def _show_logs_once(self) -> None:
+        """Show the log at the end: only what was not shown while waiting, else the whole of it."""
         if self._logs_shown:
             return
         self._logs_shown = True
+        if self._follow_log and self._current.log_cursor:
+            self.show_new_log_lines()
+            return
         try:
             self.hook.dump_batch_logs(self._current_id)
         except LivyError as error:
             self.log.warning("The log of %s is not available: %s", self._current.describe(), error)
 
+    # ---- Links and the live log ----------------------------------------------------------------
+
+    def links(self) -> dict[str, str]:
+        """The batch's links known so far: its page in Livy's UI, the Spark UI, the driver log."""
+        record = self.record
+        if record is None or record.batch_id is None:
+            return {}
+        return {**self._livy_page(record.batch_id), **(record.links or {})}
+
+    def _livy_page(self, batch_id: int) -> dict[str, str]:
+        try:
+            url = self.hook.batch_ui_url(batch_id)
+        except Exception as error:  # a link is not worth failing the task: e.g. a mocked hook
+            self.log.debug("No link to Livy's UI for batch %s: %s", batch_id, error)
+            return {}
+        return {"livy_batch": url} if isinstance(url, str) else {}
+
+    @property
+    def _links_wanted(self) -> bool:
+        """Whether reading the whole batch may bring links to publish: none seen yet."""
+        return self._publish_links is not None and not self._current.links
+
+    def publish_links(self) -> None:
+        """Hand the links that are new or changed since they were last handed over to ``publish_links``."""
+        if self._publish_links is None:
+            return
+        links = self.links()
+        changed = {name: url for name, url in links.items() if self._published_links.get(name) != url}
+        if changed:
+            self._publish_links(changed)
+            self._published_links = links
+
+    def show_new_log_lines(self) -> None:
+        """
+        Read Livy's log once and write the lines not shown yet to the task log; remember how far.
+
+        One ``get_batch_logs`` request; the cursor is stored only when new lines were shown. A log
+        that cannot be read is reported once, and the wait goes on without it.
+        """
+        if not self._follow_log:
+            return
+        stream = self._log_stream or LogStream(self._current.log_cursor)
+        self._log_stream = stream
+        try:
+            lines = page_lines(self.hook.get_batch_logs(self._current_id, 0, LIVE_PAGE_SIZE))
+        except (LivyError, ValueError, OSError) as error:
+            self._follow_log = False
+            self.log.warning("Not following the log of %s: %s", self._current.describe(), error)
+            return
+        update = stream.update(lines)
+        for section in update.lost:
+            self.log.warning(
+                "Some %s lines of %s were lost: Livy's log buffer moved on before they were shown",
+                section,
+                self._current.describe(),
+            )
+        for line in update.lines:
+            self.log.info(line)
+        if update.lines:
+            self._update(self._current.with_log_cursor(stream.cursor))
+
+    def record_seen(self, batch: Mapping[str, Any]) -> None:
+        """Take what a trigger read of the batch (app id, app links); push the links if new."""
+        self._update(self._current.seen(batch))
+        self.publish_links()
+
+    def absorb_log_cursor(self, cursor: Any) -> None:
+        """Take over how far a trigger showed the log (its event's ``log_cursor``)."""
+        try:
+            cursor = validate_cursor(cursor) if cursor else None
+        except LogCursorError as error:
+            self.log.warning("Ignoring the trigger's log cursor: %s", error)
+            return
+        if cursor:
+            self._log_stream = None
+            self._update(self._current.with_log_cursor(cursor))
+
     # ---- Killing -------------------------------------------------------------------------------
 
     def on_kill(self, *, timed_out: bool, executing: bool) -> None:
         """
-        Airflow is killing this try: delete the batch or keep it, as the :class:`KillPolicy` says.
+        Airflow is killing this try: delete the batch or keep it, as the :class:`~.KillPolicy` says.
 
         While the task's code runs (``executing``), this is the task runner's SIGTERM handler, where
         the task's channel to the API server must not be used (the interrupted code may hold it):
