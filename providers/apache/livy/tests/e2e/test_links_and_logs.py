@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from e2e.airflow_deployment import Deployment, wait_until
+from e2e.conftest import CrashRuns
 
 pytestmark = [
     pytest.mark.e2e,
@@ -30,8 +31,8 @@ pytestmark = [
 
 TASK = "spark_pi"
 JOB_LINES = 1000
-JOB_SECONDS = "40"
-"""25 lines a second, polled every second: well within Livy's 200-line ring between two polls."""
+JOB_SECONDS = "25"
+"""40 lines a second, polled every second: well within Livy's 200-line ring between two polls."""
 LINE = re.compile(r"\bline (\d+) of batch (\d+)\b")
 LINK_NAMES = ("Livy Batch", "Spark UI", "Spark Driver Log")
 
@@ -119,8 +120,11 @@ def run_and_kill_mid_log(deployment: Deployment, dag_id: str, run_id: str) -> Li
 
 
 @pytest.fixture(scope="module")
-def runs(airflow_deployment: Deployment) -> dict[str, Any]:
-    """The three runs of this file, concurrently: polling, deferrable, and polling with a crash."""
+def runs(airflow_deployment: Deployment, crash_runs: CrashRuns) -> dict[str, Any]:
+    """
+    The three runs of this file, concurrently: polling, deferrable, and polling with a crash; while the
+    crash scenarios of the session run (``crash_runs`` starts them; conftest runs this module first).
+    """
     stamp = time.strftime("%Y%m%dT%H%M%S")
     with ThreadPoolExecutor(max_workers=3) as pool:
         polling = pool.submit(run_and_read_links, airflow_deployment, "livy_live_log", f"links-poll-{stamp}")

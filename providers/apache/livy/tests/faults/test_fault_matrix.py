@@ -581,12 +581,15 @@ def test_execution_timeout_before_livy_answered_the_post_deletes_the_batch_found
 def test_stale_try_leaves_the_batch_and_the_record_to_the_try_that_took_it_over(
     livy, tries, tmp_path, stale_ends_by
 ):
-    alarm = 3.0  # the stale try's execution_timeout expires while it is frozen: on_kill() as it resumes
+    alarm = 5.0  # the stale try's execution_timeout expires while it is frozen: on_kill() as it resumes
     started = time.monotonic()
     stale = tries.start(1, execution_timeout=alarm if stale_ends_by == "execution_timeout" else None)
     polled_batch(livy)
     os.kill(stale, signal.SIGSTOP)  # a frozen worker; Airflow gave up on it and retried
-    assert time.monotonic() - started < alarm / 2, "too slow to freeze the stale try before its timeout"
+    # Its alarm was armed after `started` and before it polled: it expires in [started, frozen_at] + alarm,
+    # so after the freeze (with a second to spare, a cold start included) and by frozen_at + alarm.
+    frozen_at = time.monotonic()
+    assert frozen_at - started < alarm - 1, "too slow to freeze the stale try before its timeout"
 
     result = result_of(tries.run(2))
 
@@ -597,7 +600,7 @@ def test_stale_try_leaves_the_batch_and_the_record_to_the_try_that_took_it_over(
     written = [(path.read_bytes(), path.stat().st_ino, path.stat().st_mtime_ns) for path in (store, xcoms)]
     seen = len(livy.requests())
     time.sleep(
-        max(0.0, started + alarm + 0.2 - time.monotonic()) if stale_ends_by == "execution_timeout" else 0
+        max(0.0, frozen_at + alarm + 0.2 - time.monotonic()) if stale_ends_by == "execution_timeout" else 0
     )
     os.kill(stale, signal.SIGCONT)
 
