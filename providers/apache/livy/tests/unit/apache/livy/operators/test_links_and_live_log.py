@@ -250,6 +250,19 @@ class TestDeferrable:
         requests = [f"{e[1]} {e[2]}" for e in scripted.journal if e[0] == "http"]
         assert requests == ["POST /batches", "GET /batches/0/state", "GET /batches/0", "GET /batches/0/log"]
 
+    def test_a_batch_already_running_is_read_whole_once_so_the_trigger_follows_the_log(
+        self, scripted, store, logs
+    ):
+        script_batch(scripted, lines=10, polls=3)
+        scripted.states_for_new = ["running"] * 3 + ["success"]  # running at the first check
+        ti = JournaledTaskInstance(journal=scripted.journal)
+        with pytest.raises(TaskDeferred) as deferred:
+            operator(deferrable=True, polling_interval=5).execute({"ti": ti, "task_state_store": store})
+        trigger = deferred.value.trigger
+        # Not a links-only trigger that leaves the log unfollowed until the task resumes.
+        assert (trigger._report_links, trigger._follow_log) == (False, True)
+        assert ti.xcoms["_link_SparkUiLink"] == SPARK_UI
+
     def test_links_come_back_in_a_running_event_and_the_task_defers_again(
         self, scripted, store, logs, monkeypatch
     ):

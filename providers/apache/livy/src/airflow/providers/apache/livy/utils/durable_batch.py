@@ -395,11 +395,14 @@ class DurableBatch:
         """
         Wait for the links of a starting batch, ``seconds`` at most; return whether it finished meanwhile.
 
-        Reads the whole batch every ``step`` seconds while it starts and its links are unknown (a task
-        about to defer: so that one trigger follows the log).
+        Reads the whole batch every ``step`` seconds while it starts and its links are unknown, and at
+        least once if they are unknown (a batch already running has them): a task about to defer, so
+        that one trigger follows the log.
         """
         deadline = time.monotonic() + seconds
-        while self._links_wanted and self._last_state in _STARTING and time.monotonic() < deadline:
+        first = True
+        while self._links_wanted and (first or self._last_state in _STARTING) and time.monotonic() < deadline:
+            first = False
             self._sleep(step)
             state, batch = self._poll(full_read=True)
             self._last_state = state
