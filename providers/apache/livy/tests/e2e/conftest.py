@@ -36,11 +36,19 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
-from e2e.airflow_deployment import CeleryWorker, CrashRun, Deployment, Event, run_crash_scenario
+from e2e.airflow34_runs import Airflow34Run, run_clear_after_dead_worker, run_loop_scenario
+from e2e.airflow_deployment import (
+    AIRFLOW_3_4_PLUS,
+    CeleryWorker,
+    CrashRun,
+    Deployment,
+    Event,
+    run_crash_scenario,
+)
 from e2e.mapped_run import MappedRun, run_mapped_scenario
 from e2e.services import PostgresServer, scratch_dir
 
@@ -57,6 +65,14 @@ DAG_IDS = (
     "livy_crash_after_post",
     "livy_deferrable",
     "livy_execution_timeout",
+)
+AIRFLOW_34_DAGS = sorted((TESTS / "e2e" / "dags" / "airflow34").glob("*.py"))
+"""Task loops and the 3.4 clear (``test_airflow34.py``): loaded by a 3.4 deployment only."""
+AIRFLOW_34_DAG_IDS = (
+    "livy_loop",
+    "livy_loop_mapped",
+    "livy_clear_dead_worker",
+    "livy_clear_dead_worker_keep",
 )
 
 
@@ -89,6 +105,9 @@ class Scenario:
     ``keep_task_state``: sent with that clear (Airflow 3.4+; None: the version's default).
     ``mapped_victim``: a mapped task; the Celery worker to kill once every instance polls (see
     ``e2e.mapped_run``).
+    ``airflow34``: a scenario of ``e2e.airflow34_runs``: ``"loop"`` (``kill_iteration``: the loop
+    iteration whose task process is SIGKILLed while it polls, or None) or ``"clear_dead_worker"``;
+    ``task_id``: the task those runs watch.
     """
 
     dag_id: str
@@ -98,6 +117,9 @@ class Scenario:
     clear_after_success: bool = False
     keep_task_state: bool | None = None
     mapped_victim: str | None = None
+    airflow34: str | None = None
+    kill_iteration: int | None = None
+    task_id: str = "spark_pi"
 
 
 SCENARIOS = {
@@ -136,6 +158,22 @@ SCENARIOS = {
     # must still find the batch running after try 1 is continued. (Skipped on Airflow 3.4.0b2, whose
     # heartbeat-timeout purge crashes the scheduler: see HEARTBEAT_PURGE_CRASHES_THE_SCHEDULER.)
     "frozen_worker": Scenario("example_livy", kill="freeze", job_seconds=35),
+    # Airflow 3.4+ (test_airflow34.py): a batch per loop iteration; a clear after the worker died.
+    "loop": Scenario("livy_loop", kill=None, job_seconds=4, airflow34="loop", task_id="body.spark_pi"),
+    "loop_mapped": Scenario(
+        "livy_loop_mapped", kill=None, job_seconds=4, airflow34="loop", task_id="mapped_body.spark_pi"
+    ),
+    # Iteration 2's job must outlive the kill and the retry (~4 s on 3.4).
+    "loop_kill_iteration_2": Scenario(
+        "livy_loop", kill=None, job_seconds=20, airflow34="loop", kill_iteration=2, task_id="body.spark_pi"
+    ),
+    # The job outlives the kill, the clear and the re-run's start; the re-run's own batch is as long.
+    "clear_after_dead_worker": Scenario(
+        "livy_clear_dead_worker", kill=None, job_seconds=30, airflow34="clear_dead_worker"
+    ),
+    "clear_after_dead_worker_keep_batch": Scenario(
+        "livy_clear_dead_worker_keep", kill=None, job_seconds=30, airflow34="clear_dead_worker"
+    ),
 }
 SPARE_SLOTS = 3
 """Executor slots beyond one per scenario: a frozen or killed try holds its slot while try 2 runs."""
@@ -216,6 +254,9 @@ MAX_CONCURRENT_SCENARIOS = int(os.environ.get("LIVY_E2E_CONCURRENCY", "5"))
 """Scenarios running at once: more starve the single api-server (SQLite) on 2 cores when cold."""
 
 
+RunT = TypeVar("RunT", CrashRun, MappedRun, Airflow34Run)
+
+
 class CrashRuns:
     """The scenarios of the selected tests, running concurrently against the shared deployment."""
 
@@ -232,12 +273,25 @@ class CrashRuns:
             name: self._pool.submit(self._run, name, f"e2e-{name}-{stamp}") for name in names
         }
 
-    def _run(self, name: str, run_id: str) -> CrashRun | MappedRun:
+    def _run(self, name: str, run_id: str) -> CrashRun | MappedRun | Airflow34Run:
         scenario = self.scenarios[name]
 
         def show(event: Event) -> None:
             print(f"[{name}] {event.seconds:6.1f}s  {event.text}", flush=True)
 
+        conf = {"duration": str(scenario.job_seconds)}
+        common: dict[str, Any] = {"on_event": show, "cancelled": self._closing.is_set, "conf": conf}
+        if scenario.airflow34 == "loop":
+            return run_loop_scenario(
+                self.deployment,
+                scenario.dag_id,
+                run_id,
+                task_id=scenario.task_id,
+                kill_iteration=scenario.kill_iteration,
+                **common,
+            )
+        if scenario.airflow34 == "clear_dead_worker":
+            return run_clear_after_dead_worker(self.deployment, scenario.dag_id, run_id, **common)
         if scenario.mapped_victim is not None:
             return run_mapped_scenario(
                 self.deployment,
@@ -245,9 +299,7 @@ class CrashRuns:
                 run_id,
                 count=MAPPED_TASKS,
                 victim=scenario.mapped_victim,
-                conf={"duration": str(scenario.job_seconds)},
-                on_event=show,
-                cancelled=self._closing.is_set,
+                **common,
             )
         return run_crash_scenario(
             self.deployment,
@@ -257,29 +309,32 @@ class CrashRuns:
             while_deferred=scenario.while_deferred,
             clear_after_success=scenario.clear_after_success,
             keep_task_state=scenario.keep_task_state,
-            conf={"duration": str(scenario.job_seconds)},
-            on_event=show,
-            cancelled=self._closing.is_set,
+            **common,
         )
 
     def get(self, name: str) -> CrashRun:
         """The finished run of scenario ``name``."""
-        run = self._result(name)
-        assert isinstance(run, CrashRun), run
-        return run
+        return self._result_of(name, CrashRun)
 
     def get_mapped(self, name: str) -> MappedRun:
         """The finished run of the mapped scenario ``name``."""
+        return self._result_of(name, MappedRun)
+
+    def get_airflow34(self, name: str) -> Airflow34Run:
+        """The finished run of the Airflow 3.4 scenario ``name`` (``e2e.airflow34_runs``)."""
+        return self._result_of(name, Airflow34Run)
+
+    def _result_of(self, name: str, kind: type[RunT]) -> RunT:
         run = self._result(name)
-        assert isinstance(run, MappedRun), run
+        assert isinstance(run, kind), run
         return run
 
-    def _result(self, name: str) -> CrashRun | MappedRun:
+    def _result(self, name: str) -> CrashRun | MappedRun | Airflow34Run:
         if name not in self._futures:
             raise KeyError(f"scenario {name!r} was not started: mark its test with the scenario's marker")
         return self._futures[name].result(timeout=600)
 
-    def wait_all(self) -> list[CrashRun | MappedRun]:
+    def wait_all(self) -> list[CrashRun | MappedRun | Airflow34Run]:
         """Every started scenario, finished."""
         return [self._result(name) for name in self._futures]
 
@@ -322,15 +377,17 @@ def airflow_deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     reuse = os.environ.get("LIVY_E2E_AIRFLOW_HOME")
     home = Path(reuse) if reuse else Path(tempfile.mkdtemp(prefix="livy-e2e-"))
     # One slot per scenario: none waits for another's task to end.
+    airflow34 = AIRFLOW_3_4_PLUS
     deployment = Deployment(
         home,
-        [EXAMPLE_DAG, *TEST_DAGS],
-        parallelism=len(SCENARIOS) + SPARE_SLOTS,
+        [EXAMPLE_DAG, *TEST_DAGS, *(AIRFLOW_34_DAGS if airflow34 else [])],
+        # Loop iterations run one after another; a mapped body runs its instances at once.
+        parallelism=len(SCENARIOS) + SPARE_SLOTS + 2,
         triggerer=True,
         log=_progress("deployment"),
     )
     try:
-        deployment.start(DAG_IDS)
+        deployment.start(DAG_IDS + (AIRFLOW_34_DAG_IDS if airflow34 else ()))
         yield deployment
     finally:
         deployment.stop()

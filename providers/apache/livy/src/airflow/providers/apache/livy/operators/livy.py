@@ -114,8 +114,8 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         ``BaseOperator``'s ``queue``, whose name ``LivyOperator`` keeps for the YARN queue. It routes
         mapped tasks too (``partial(executor_queue=...)``; it cannot be expanded, like ``queue``).
     :param name: name of this session. With ``durable=True`` it is the readable prefix of the unique
-        batch name (``<name>-t<first try>-s<submission>-<digest>``); otherwise it is sent as it is.
-        (templated)
+        batch name (``<name>[-i<iteration>]-t<first try>-s<submission>-<digest>``); otherwise it is
+        sent as it is. (templated)
     :param conf: Spark configuration properties; values are never logged. (templated)
     :param proxy_user: user to impersonate when running the job. (templated)
     :param livy_conn_id: reference to a pre-defined Livy Connection.
@@ -378,13 +378,12 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
     def _batch_of(self, context: Context) -> DurableBatch:
         """Return this try's :class:`DurableBatch`, kept in the task state store when ``durable``."""
         if self._batch is None:
-            self._batch = self._new_batch(
-                context.get("task_state_store") if self.durable else None, context["ti"]
-            )
+            store = context.get("task_state_store") if self.durable else None
+            self._batch = self._new_batch(store, context["ti"], loop=context.get("loop"))
         return self._batch
 
-    def _new_batch(self, store: Any, ti: Any) -> DurableBatch:
-        task = TaskRun.of(ti, self.retries) if ti is not None else None
+    def _new_batch(self, store: Any, ti: Any, loop: Any = None) -> DurableBatch:
+        task = TaskRun.of(ti, self.retries, loop) if ti is not None else None
         policy = KillPolicy(self.on_kill_action, lambda: airflow_state_of(ti), retry_follows(ti))
         return DurableBatch(
             self.hook,

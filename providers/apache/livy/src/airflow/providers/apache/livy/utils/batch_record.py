@@ -367,6 +367,33 @@ def _name_part(text: str, limit: int) -> str:
     return _UNSAFE_NAME_CHARS.sub("_", text).strip("._-")[:limit]
 
 
+@dataclasses.dataclass(frozen=True)
+class LoopPosition:
+    """
+    Where a task instance runs inside an Airflow 3.4+ task loop (``@task_group(...).loop(...)``).
+
+    Every iteration runs the loop's tasks again, as task instances with the same dag, task and run ids
+    (and map indexes) told apart by Airflow's region (``region_id``, ``region_index``).
+
+    :param iteration: the loop iteration (``context["loop"].index``), shown in batch names.
+    :param region: Airflow's region of the task instance, ``"<region_id>/<region_index>"``: the same
+        across the retries of one iteration, different for every other iteration, mapped instance and
+        re-created (cleared) loop.
+    """
+
+    iteration: int
+    region: str
+
+    @classmethod
+    def of(cls, ti: Any, loop: Any) -> LoopPosition | None:
+        """The position of task instance ``ti`` given the context's ``loop``; ``None`` outside loops."""
+        iteration = getattr(loop, "index", None)
+        if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
+            return None
+        region_id, region_index = getattr(ti, "region_id", None), getattr(ti, "region_index", None)
+        return cls(iteration=iteration, region=f"{region_id}/{region_index}")
+
+
 def batch_name(
     *,
     dag_id: str,
@@ -376,20 +403,26 @@ def batch_name(
     submission: int,
     first_try: int = 1,
     prefix: str | None = None,
+    loop: LoopPosition | None = None,
 ) -> str:
     """
     Return the unique, URL-safe Livy batch name of one submission of one task instance.
 
-    Without ``prefix``: ``airflow-<dag>-<task>-<run>[-m<map index>]-t<first try>-s<submission>-<digest>``,
+    Without ``prefix``:
+    ``airflow-<dag>-<task>-<run>[-m<map index>][-i<iteration>]-t<first try>-s<submission>-<digest>``,
     readable in the YARN UI. With ``prefix`` (the DAG's own ``name=``):
-    ``<prefix>-t<first try>-s<submission>-<digest>``. ``first_try`` is the first try since the task
-    was last cleared, so a re-run never shares a name with the run before it, even if the stored
-    record was deleted. Unsafe characters become ``_``; the digest of the exact task instance keeps
+    ``<prefix>[-i<iteration>]-t<first try>-s<submission>-<digest>``. ``first_try`` is the first try
+    since the task was last cleared, so a re-run never shares a name with the run before it, even if
+    the stored record was deleted. Inside a task loop (``loop``) the iteration is shown and the digest
+    covers the loop region, so no two iterations share a name; outside loops names are what they were
+    before loops existed. Unsafe characters become ``_``; the digest of the exact task instance keeps
     names distinct when sanitising or truncating makes two of them look alike. Never all digits,
     never contains ``/``.
     """
-    identity = "\x00".join((dag_id, task_id, run_id, str(map_index), prefix or ""))
-    digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
+    identity = [dag_id, task_id, run_id, str(map_index), prefix or ""]
+    if loop is not None:
+        identity.append(loop.region)
+    digest = hashlib.sha256("\x00".join(identity).encode()).hexdigest()[:10]
     head = _name_part(prefix, _PART_CHARS["prefix"]) if prefix else ""
     if not head:
         parts = [
@@ -401,4 +434,6 @@ def batch_name(
         if map_index >= 0:
             parts.append(f"m{map_index}")
         head = "-".join(part for part in parts if part)
+    if loop is not None:
+        head = f"{head}-i{loop.iteration}"
     return f"{head}-t{first_try}-s{submission}-{digest}"

@@ -46,10 +46,12 @@ from airflow.providers.apache.livy.utils.batch_record import (
     BatchRecord,
     Identity,
     IdentityChecks,
+    LoopPosition,
     NotOurRecord,
     batch_name,
 )
-from airflow.providers.apache.livy.utils.kill_policy import RUNNING, KillPolicy
+from airflow.providers.apache.livy.utils.earlier_run import earlier_run_batches
+from airflow.providers.apache.livy.utils.kill_policy import RUNNING, EarlierRunAction, KillPolicy
 from airflow.providers.apache.livy.utils.log_stream import (
     LIVE_PAGE_SIZE,
     LogCursorError,
@@ -109,6 +111,7 @@ class TaskRun:
     :param first_try: the first try since the task was last cleared (``1`` if it never was):
         clearing sets ``max_tries = try_number + retries``, so it is ``max_tries - retries + 1``, as
         Airflow's task runner computes it; ``None`` where ``max_tries`` is unknown.
+    :param loop: where the task instance runs inside a task loop (Airflow 3.4+), ``None`` outside one.
     """
 
     dag_id: str
@@ -117,10 +120,11 @@ class TaskRun:
     map_index: int
     try_number: int
     first_try: int | None
+    loop: LoopPosition | None = None
 
     @classmethod
-    def of(cls, ti: Any, retries: int | None) -> TaskRun:
-        """The run of task instance ``ti`` of a task with ``retries``."""
+    def of(cls, ti: Any, retries: int | None, loop: Any = None) -> TaskRun:
+        """The run of task instance ``ti`` of a task with ``retries``; ``loop`` is the context's ``loop``."""
         max_tries = getattr(ti, "max_tries", None)
         first_try = max(1, max_tries - (retries or 0) + 1) if isinstance(max_tries, int) else None
         return cls(
@@ -130,19 +134,31 @@ class TaskRun:
             map_index=-1 if ti.map_index is None else ti.map_index,
             try_number=ti.try_number or 1,
             first_try=first_try,
+            loop=LoopPosition.of(ti, loop),
         )
 
-    def batch_name(self, submission: int, prefix: str | None) -> str:
-        """The unique name of this task instance's ``submission``-th batch."""
+    def batch_name(self, submission: int, prefix: str | None, *, first_try: int | None = None) -> str:
+        """
+        The unique name of this task instance's ``submission``-th batch.
+
+        :param first_try: the first try of the run that submits it; default: this run's.
+        """
         return batch_name(
             dag_id=self.dag_id,
             task_id=self.task_id,
             run_id=self.run_id,
             map_index=self.map_index,
             submission=submission,
-            first_try=self.first_try or self.try_number,
+            first_try=first_try or self.first_try or self.try_number,
             prefix=prefix,
+            loop=self.loop,
         )
+
+    def earlier_first_tries(self, limit: int) -> range:
+        """The first tries that runs before the last clear may have had, newest first, ``limit`` at most."""
+        if self.first_try is None:
+            return range(0)
+        return range(self.first_try - 1, max(0, self.first_try - 1 - limit), -1)
 
     def cleared_since(self, delivered_try: int) -> bool:
         """Whether the task was cleared after try ``delivered_try`` returned a result (a re-run)."""
@@ -303,6 +319,8 @@ class DurableBatch:
             previous = self._parse(self.store.get(self.key))
             if previous is not None and self._is_live_legacy_zero(previous):
                 return self._current
+            if previous is None and self._adopted_earlier_run_batch(batch_kwargs.get("name")):
+                return self._current
             record = self._next_submission(previous, batch_kwargs.get("name"))
             self._save(record)
             self.record = record.created(self._create(record, batch_kwargs))
@@ -310,6 +328,34 @@ class DurableBatch:
         self.publish_links()
         self._honour_kill_request()
         return self._current
+
+    def _adopted_earlier_run_batch(self, prefix: str | None) -> bool:
+        """
+        Deal with a batch an earlier run left running, if nothing is stored: delete or adopt it.
+
+        A cleared task whose record was discarded (Airflow 3.4's default clear) after its worker died
+        may have left its batch running, owned by nobody. The policy's :class:`~.EarlierRunAction`
+        says what becomes of it; return whether this try adopted it (then it submits nothing).
+        """
+        assert self.task is not None, "a durable submission needs the task run"
+        action = self.kill_policy.action.on_earlier_run_batch
+        for record in earlier_run_batches(self.hook, self.task, prefix):
+            if action is EarlierRunAction.ADOPT:
+                self.log.warning(
+                    "An earlier run of this task left Livy %s running; adopting it (on_kill_action=%r)",
+                    record.describe(),
+                    self.kill_policy.action.value,
+                )
+                self._save(record.owned_by(self.task.try_number))
+                self._verified = True
+                return True
+            self.log.warning(
+                "An earlier run of this task left Livy %s running, owned by nobody since the task was "
+                "cleared; deleting it before submitting anew",
+                record.describe(),
+            )
+            self.hook.delete_batch(record.batch_id)  # type: ignore[arg-type]  # found: it has an id
+        return False
 
     def _next_submission(self, previous: BatchRecord | None, prefix: str | None) -> BatchRecord:
         assert self.task is not None, "a durable submission needs the task run"

@@ -53,6 +53,25 @@ class KillAction(StrEnum):
         """What ``LivyTrigger.on_kill`` does when a user marks the deferred task or clears it."""
         return self.KEEP_BATCH if self is KillAction.KEEP_BATCH else self.DELETE_BATCH
 
+    @property
+    def on_earlier_run_batch(self) -> EarlierRunAction:
+        """What a re-run does with a batch that an earlier run of the task left running."""
+        return EarlierRunAction.ADOPT if self is KillAction.KEEP_BATCH else EarlierRunAction.DELETE
+
+
+class EarlierRunAction(StrEnum):
+    """
+    What a re-run does with a batch that an earlier run left running, found by its name.
+
+    That happens when the worker of the earlier run died (so ``on_kill`` never ran) and the task was
+    then cleared in a way that discarded its record: Airflow 3.4's default clear.
+    """
+
+    DELETE = "delete"
+    """The clear means Airflow wants the task run anew: delete the old batch, then submit."""
+    ADOPT = "adopt"
+    """``on_kill_action="keep_batch"``: the re-run reconnects to the old batch instead of submitting."""
+
 
 _STOPPED_BY_AIRFLOW = {
     "failed": "the task was marked failed",
