@@ -179,6 +179,19 @@ class TestPolling:
             "driver_log": DRIVER_LOG,
         }
 
+    @pytest.mark.airflow33  # durable: without a store the reads are 4.6.4's (one whole read, at the end)
+    def test_a_batch_running_at_the_first_poll_still_gets_its_driver_log_link(self, scripted, store):
+        # No state change is seen after the first poll: the links come from one whole read of the
+        # running batch, before YARN drops the driver log URL at the end.
+        scripted.states_for_new = ["running"] * 4 + ["success"]
+        scripted.posted_infos = [RUNNING_INFO] * 4 + [ENDED_INFO]
+        ti = JournaledTaskInstance(journal=scripted.journal)
+        run(scripted, store, ti)
+        assert ti.xcoms["_link_SparkDriverLogLink"] == DRIVER_LOG
+        assert ti.xcoms["_link_SparkUiLink"] == SPARK_UI
+        whole_reads = [e for e in scripted.journal if e[0] == "http" and e[2] == "/batches/0"]
+        assert len(whole_reads) <= 2  # the one for the links, and the one at the end
+
     def test_the_livy_link_follows_the_endpoint_prefix(self, scripted, store):
         scripted.prefix = "/gateway/livy"
         script_batch(scripted, lines=10, polls=1)
