@@ -89,6 +89,28 @@ build_docs() {
   "$VENVS/docs/bin/sphinx-build" -W --keep-going -n -q -b html "$ROOT/providers/apache/livy/docs" "$1"
 }
 
+# released_suite [PYTEST ARGS...]: the released provider's own unit tests, unmodified, against this
+# provider on Airflow 3.3. The released sdist is downloaded with pip at test time into .venvs (never
+# committed) and checked against its pinned SHA-256; only its tests/ are unpacked. dev/released-suite
+# holds the small tests_common stand-in those tests import and the list of deliberate changes.
+RELEASED_VERSION=4.6.4
+RELEASED_SDIST_SHA256=efd4b3425dddb1e9312a550a377f617d19f2551b9f338523069c02a5347fdabd
+released_suite() {
+  local dir="$VENVS/released-$RELEASED_VERSION" sdist
+  if [[ ! -f "$dir/tests/conftest.py" ]]; then
+    log "downloading the released provider $RELEASED_VERSION (sdist) for its tests"
+    rm -rf "$dir" && mkdir -p "$dir/download"
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+      --no-binary :all: -d "$dir/download" "apache-airflow-providers-apache-livy==$RELEASED_VERSION" \
+      || die "could not download apache-airflow-providers-apache-livy==$RELEASED_VERSION with pip"
+    sdist="$dir/download/apache_airflow_providers_apache_livy-$RELEASED_VERSION.tar.gz"
+    echo "$RELEASED_SDIST_SHA256  $sdist" | sha256sum --check --quiet - || die "$sdist: unexpected SHA-256"
+    tar -xzf "$sdist" -C "$dir" --strip-components=1 "apache_airflow_providers_apache_livy-$RELEASED_VERSION/tests"
+  fi
+  in_env 3.3 env PYTHONPATH="$ROOT/dev/released-suite" python -m pytest -c "$ROOT/dev/released-suite/pytest.ini" \
+    --rootdir "$dir" -p no:cacheprovider "$dir/tests/unit" "$@"
+}
+
 # in_env VERSION CMD...: run CMD with that environment's tools first on PATH and its own AIRFLOW_HOME.
 in_env() {
   local version="$1"; shift

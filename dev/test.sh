@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The project's one test command (README, CI): lint and types, the docs build, then every test on
-# Airflow 3.3 (unit,
+# The project's one test command (README, CI): lint and types, the docs build, the released provider's
+# own unit tests (4.6.4's sdist, downloaded with pip), then every test on Airflow 3.3 (unit,
 # stand-in, fault matrix, real-Airflow e2e on LocalExecutor and on a distributed CeleryExecutor with
 # PostgreSQL and Redis; then one e2e scenario with a real Spark application: PySpark from PyPI, the
 # machine's Java), then on Airflow 3.4 (a pre-release) the unit tests, the fault matrix and the
@@ -42,6 +42,11 @@ in_env 3.3 mypy --config-file pyproject.toml
 
 step "docs: Sphinx build of providers/apache/livy/docs, warnings as errors (into build/docs)"
 build_docs "$ROOT/build/docs"
+
+# The released provider's own unit tests, unmodified, against this provider: a patch must pass them
+# but for the deliberate changes listed (with their reasons) in dev/released-suite/deliberate-changes.txt.
+step "Airflow 3.3: the released provider's (4.6.4) own unit tests, unmodified"
+released_suite -q
 
 step "Airflow 3.3: all tests"
 selection=(-m "not spark")  # the real-Spark tests have a step of their own, next

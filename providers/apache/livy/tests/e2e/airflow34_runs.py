@@ -266,7 +266,7 @@ def run_clear_after_dead_worker(
         runner.wait("try 1 to be held failed", failed)
         runner.event("try 1 is held failed; its batch runs on, owned by nobody once the record is discarded")
         run.cleared = deployment.clear_task(dag_id, run_id, task_id)
-        store = deployment.state_store_entry(dag_id, run_id, task_id, "livy_batch_id")
+        store = deployment.state_store_entry(dag_id, run_id, task_id, "livy_batch_record")
         runner.event(f"cleared {task_id} (default: task state discarded; store now {store})")
         runner.event(f"re-run ended {runner.wait('the re-run to end', rerun_ended)}")
 

@@ -1242,8 +1242,8 @@ class CrashRun:
     ``retry_polled`` (try 2's first poll seen), ``triggerer_started``, ``triggerer_polled``,
     ``worker_gone`` (every process of the ended Celery worker)."""
     store: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-    """Snapshots of the task state store entry ``livy_batch_id`` (``value``, ``updated_at``): ``end``;
-    after a freeze also ``before_resume`` and ``stale_exited``."""
+    """Snapshots of the operator's record (task state store entry ``livy_batch_record``: ``value``,
+    ``updated_at``): ``end``; after a freeze also ``before_resume`` and ``stale_exited``."""
     final_state: str | None = None
     try_number: int | None = None
     tries: list[Try] = field(default_factory=list)
@@ -1374,7 +1374,7 @@ def run_crash_scenario(
     while_deferred: bool = False,
     clear_after_success: bool = False,
     keep_task_state: bool | None = None,
-    store_key: str = "livy_batch_id",
+    store_key: str = "livy_batch_record",
     timeout: float = 240,
     on_event: Callable[[Event], None] | None = None,
     cancelled: Callable[[], bool] = lambda: False,

@@ -323,7 +323,7 @@ def deletes(livy) -> list[dict[str, Any]]:
 
 def stored(state: Path) -> dict[str, Any]:
     """The record in the task state store."""
-    return json.loads((state / "task_state_store.json").read_text())["livy_batch_id"]
+    return json.loads((state / "task_state_store.json").read_text())["livy_batch_record"]
 
 
 @pytest.mark.parametrize(

@@ -293,3 +293,17 @@ def livy(journal: list[tuple[str, ...]], monkeypatch: pytest.MonkeyPatch) -> Ite
 def store(journal: list[tuple[str, ...]]) -> MemoryTaskStateStore:
     """An in-memory ``task_state_store`` whose writes go to the journal."""
     return MemoryTaskStateStore(journal)
+
+
+@pytest.fixture(autouse=True)
+def links_go_to_the_task_instance(monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    Route the links the operator stores to the test's task instance (``ti.xcom_push``).
+
+    In a real task Airflow 3 keeps them in its metadata database through the task runner
+    (``links.livy.write_link_xcom``), which these tests do not run; ``links/test_livy.py`` tests
+    that path itself.
+    """
+    from airflow.providers.apache.livy.links import livy as links
+
+    monkeypatch.setattr(links, "write_link_xcom", lambda ti, key, url: ti.xcom_push(key=key, value=url))

@@ -1298,7 +1298,7 @@ def test_build_post_batch_body_accepts_tuples():
     assert body["jars"] == ["x.jar"]
 
 
-@pytest.mark.parametrize("size", ["512", "512m", "512M", "2g", "2G", "1gb", "10KB", "3t", "1p", "7b"])
+@pytest.mark.parametrize("size", ["512m", "512M", "2g", "2G", "1gb", "10KB", "3t", "1p"])
 def test_valid_memory_sizes(size):
     body = LivyHook.build_post_batch_body(file="app.py", driver_memory=size, executor_memory=size)
     assert body["driverMemory"] == size
@@ -1306,7 +1306,7 @@ def test_valid_memory_sizes(size):
 
 
 @pytest.mark.parametrize("field", ["driver_memory", "executor_memory"])
-@pytest.mark.parametrize("size", ["1x", "abc", "1.5g", "-1g", "1 g", "g", "1gg", 512])
+@pytest.mark.parametrize("size", ["1x", "abc", "1.5g", "-1g", "1 g", "g", "1gg", 512, "512", "7b"])
 def test_invalid_memory_sizes(field, size):
     with pytest.raises(ValueError, match=field):
         LivyHook.build_post_batch_body(file="app.py", **{field: size})
@@ -1319,7 +1319,7 @@ def test_list_fields_must_be_lists(field, value):
         LivyHook.build_post_batch_body(file="app.py", **{field: value})
 
 
-@pytest.mark.parametrize("item", [None, True, {"x": 1}, ["nested"]])
+@pytest.mark.parametrize("item", [None, {"x": 1}, ["nested"]])
 def test_list_items_must_be_strings_or_numbers(item):
     with pytest.raises(ValueError, match="jars"):
         LivyHook.build_post_batch_body(file="app.py", jars=["ok.jar", item])

@@ -21,6 +21,7 @@ from unittest import mock
 import pytest
 from airflow.providers.common.compat.sdk import XCom
 
+from airflow.providers.apache.livy.links import livy as links
 from airflow.providers.apache.livy.links.livy import (
     LIVY_LINKS,
     LivyBatchLink,
@@ -32,6 +33,8 @@ from airflow.providers.apache.livy.operators.livy import LivyOperator
 from unit.apache.livy.task_context import FakeTaskInstance
 
 TI_KEY = mock.sentinel.ti_key
+WRITE_LINK_XCOM = links.write_link_xcom
+"""The real writer (the unit tests' conftest routes links to the test's task instance)."""
 
 
 @pytest.mark.parametrize(
@@ -75,3 +78,20 @@ def test_the_links_are_registered_with_the_provider():
 
     classes = [f"{type(link).__module__}.{type(link).__qualname__}" for link in LIVY_LINKS]
     assert get_provider_info()["extra-links"] == classes
+
+
+def test_on_airflow_3_a_running_task_stores_links_as_airflow_does(monkeypatch):
+    runner = pytest.importorskip("airflow.sdk.execution_time.task_runner")
+    stored = []
+    monkeypatch.setattr(runner, "_xcom_push_to_db", lambda ti, key, value: stored.append((ti, key, value)))
+    ti = mock.Mock(spec=runner.RuntimeTaskInstance)
+    WRITE_LINK_XCOM(ti, "_link_SparkUiLink", "http://127.0.0.1:4040/")
+    assert stored == [(ti, "_link_SparkUiLink", "http://127.0.0.1:4040/")]
+    ti.xcom_push.assert_not_called()  # past any custom XCom backend, as the task runner writes links
+
+
+def test_on_airflow_3_a_stand_in_task_instance_gets_no_link():
+    pytest.importorskip("airflow.sdk.execution_time.task_runner")
+    ti = mock.Mock()
+    WRITE_LINK_XCOM(ti, "_link_SparkUiLink", "http://127.0.0.1:4040/")
+    ti.xcom_push.assert_not_called()

@@ -36,7 +36,7 @@ try:
 except ImportError:  # Airflow 2.11
     from airflow.exceptions import TaskDeferred  # type: ignore[no-redef]
 
-KEY = "livy_batch_id"
+KEY = "livy_batch_record"
 LIVY_UI = "http://127.0.0.1:8998/ui/batch/0/log"
 SPARK_UI = "http://127.0.0.1:18080/history/application_1_0000"
 DRIVER_LOG = "http://127.0.0.1:8042/node/containerlogs/container_1/stderr"
@@ -165,7 +165,8 @@ class TestPolling:
         order = [
             e[1] if e[0] == "xcom" else f"{e[1]} {e[2]}" for e in scripted.journal if e[0] != "store-set"
         ]
-        assert order.index("_link_LivyBatchLink") == order.index("POST /batches") + 1
+        first_poll = order.index("GET /batches/0/state")
+        assert order.index("POST /batches") < order.index("_link_LivyBatchLink") < first_poll
         first_state_read_of_success = len(order) - 1 - order[::-1].index("GET /batches/0")
         assert order.index("_link_SparkUiLink") < first_state_read_of_success
         assert order.index("_link_SparkDriverLogLink") < first_state_read_of_success

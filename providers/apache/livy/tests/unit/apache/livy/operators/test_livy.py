@@ -44,6 +44,9 @@ except ImportError:  # Airflow 2.11
     from airflow.exceptions import TaskDeferred  # type: ignore[no-redef]
 
 KEY = "livy_batch_id"
+"""Where the mixin keeps the batch id."""
+RECORD_KEY = "livy_batch_record"
+"""Where the operator keeps its record."""
 ACTIVE_STATES = ["not_started", "starting", "running", "idle", "busy", "shutting_down", "recovering"]
 FAILED_STATES = ["dead", "killed", "error"]
 
@@ -94,8 +97,15 @@ def record(**fields: Any) -> dict[str, Any]:
     return BatchRecord(**{"name": our_name(), **fields}).to_json()
 
 
+def remember(store: MemoryTaskStateStore, earlier: dict[str, Any]) -> None:
+    """Leave what an earlier try leaves: its record, and the batch id the mixin stored (once known)."""
+    store.set(RECORD_KEY, earlier)
+    if earlier.get("batch_id") is not None:
+        store.set(KEY, earlier["batch_id"])
+
+
 def stored(store: MemoryTaskStateStore) -> BatchRecord:
-    return BatchRecord.from_stored(store.get(KEY))
+    return BatchRecord.from_stored(store.get(RECORD_KEY))
 
 
 class TestLivyOperatorInit:
@@ -190,7 +200,7 @@ class TestWithoutDurability:
         assert store.get(KEY) is None
 
     def test_always_resubmits(self, livy, store):
-        store.set(KEY, record(batch_id=0))
+        remember(store, record(batch_id=0))
         livy.add(our_name(), ["running", "success"], id=0)
         result, _ = run_try(store, try_number=2, durable=False)
         assert livy.post_count == 1
@@ -247,14 +257,14 @@ class TestDeferrable:
         assert kwargs["endpoint_prefix"] == "gw"
         assert kwargs["extra_headers"] == {"X-Tenant": "a"}
         assert kwargs["auth_type"] == "aiohttp.helpers.BasicAuth"
-        assert kwargs["batch_name"] == (our_name() if HAS_RESUMABLE_JOB_MIXIN else None)
+        assert kwargs.get("batch_name") == (our_name() if HAS_RESUMABLE_JOB_MIXIN else None)
         assert "s3cr3t" not in json.dumps(kwargs, default=str)
 
     def test_requests_auth_other_than_basic_leaves_the_triggerer_basic_auth(self, store, monkeypatch):
         # As in 4.6.4: the triggerer uses aiohttp's basic auth with the connection's login.
         monkeypatch.setenv("AIRFLOW_CONN_LIVY_DEFAULT", "livy://user:pw@127.0.0.1:8998")
         trigger = self._defer(store, livy_conn_auth_type=requests.auth.HTTPDigestAuth)
-        assert trigger.serialize()[1]["auth_type"] is None
+        assert "auth_type" not in trigger.serialize()[1]  # None: the default, aiohttp.BasicAuth
 
     @pytest.mark.parametrize("durable", [True, False])
     def test_finished_batch_is_not_deferred(self, livy, store, durable):
@@ -274,7 +284,7 @@ class TestDeferrable:
 
     def test_execute_complete_without_polling_caches_no_unseen_success(self, livy, store):
         livy.add(our_name(), ["running"], id=7)
-        store.set(KEY, record(batch_id=7))
+        remember(store, record(batch_id=7))
         context = {"ti": FakeTaskInstance(), "task_state_store": store}
         event = {"status": "success", "batch_id": 7, "response": "Batch 7 succeeded", "log_lines": None}
         assert (
@@ -306,10 +316,17 @@ class TestLivyOperatorResumable:
         livy.states_for_new = ["running", "success"]
         result, _ = run_try(store)
         kinds = [
-            (entry[0], entry[1] if entry[0] == "http" else json.loads(entry[2])["batch_id"])
+            (entry[1], json.loads(entry[2]).get("batch_id")) if entry[1] == RECORD_KEY else entry[:3]
             for entry in livy.journal
         ]
-        assert kinds[:4] == [("store", None), ("http", "POST"), ("store", 0), ("http", "GET")]
+        # The record with the name, then the POST; the id (in the record, then the mixin's) before a poll.
+        assert kinds[:5] == [
+            (RECORD_KEY, None),
+            ("http", "POST", "/batches"),
+            (RECORD_KEY, 0),
+            ("store", KEY, "0"),
+            ("http", "GET", "/batches/0/state"),
+        ]
         write_ahead = json.loads(livy.journal[0][2])
         assert write_ahead["name"] == livy.posted[0]["body"]["name"] == our_name()
         assert result == 0
@@ -323,7 +340,7 @@ class TestLivyOperatorResumable:
     @pytest.mark.parametrize("state", [*ACTIVE_STATES, "some_future_state"])
     def test_reconnects_to_an_active_batch(self, livy, store, state):
         livy.add(our_name(), [state, "running", "success"], id=3)
-        store.set(KEY, record(batch_id=3))
+        remember(store, record(batch_id=3))
         result, ti = run_try(store, try_number=2)
         assert livy.post_count == 0
         assert result == 3, "a reconnect must return the batch id like an uninterrupted run"
@@ -331,7 +348,7 @@ class TestLivyOperatorResumable:
 
     def test_reconnect_after_success_returns_without_polling(self, livy, store):
         livy.add(our_name(), ["success"], id=3)
-        store.set(KEY, record(batch_id=3))
+        remember(store, record(batch_id=3))
         result, ti = run_try(store, try_number=2)
         assert (result, ti.xcoms["app_id"], livy.post_count) == (3, "application_1_0003", 0)
         assert [e[2] for e in livy.journal if e[0] == "http"] == ["/batches/3", "/batches/3/log"]
@@ -339,7 +356,7 @@ class TestLivyOperatorResumable:
     @pytest.mark.parametrize("state", FAILED_STATES)
     def test_resubmits_after_a_failed_batch(self, livy, store, state):
         livy.add(our_name(), [state], id=3)
-        store.set(KEY, record(batch_id=3))
+        remember(store, record(batch_id=3))
         result, _ = run_try(store, try_number=2)
         assert livy.post_count == 1
         assert livy.posted[0]["body"]["name"] == our_name(submission=2)
@@ -360,7 +377,7 @@ class TestLivyOperatorResumable:
         assert ti.xcoms["app_id"] == f"application_1_{batch_id:04d}"
 
     def test_batch_livy_forgot_is_submitted_again_with_a_warning(self, livy, store, logs):
-        store.set(KEY, record(batch_id=3))
+        remember(store, record(batch_id=3))
         result, _ = run_try(store, try_number=2)
         assert livy.post_count == 1
         assert livy.posted[0]["body"]["name"] == our_name(submission=2)
@@ -369,7 +386,7 @@ class TestLivyOperatorResumable:
 
     def test_html_reply_names_the_batch_and_endpoint(self, livy, store):
         livy.override["GET /batches/3"] = (200, "<html><body>Knox login</body></html>")
-        store.set(KEY, record(batch_id=3))
+        remember(store, record(batch_id=3))
         with pytest.raises(AirflowException, match=r"batch 3 at GET /batches/3 .*not JSON"):
             run_try(store, try_number=2)
 
@@ -377,7 +394,7 @@ class TestLivyOperatorResumable:
         import tenacity
 
         livy.add(our_name(), ["running", "success"], id=3)
-        store.set(KEY, record(batch_id=3))
+        remember(store, record(batch_id=3))
         livy.queued["GET /batches/3"] = [(503, "unavailable")]
         retry_args = {"stop": tenacity.stop_after_attempt(3), "wait": tenacity.wait_none()}
         result, _ = run_try(store, try_number=2, retry_args=retry_args)
@@ -386,7 +403,7 @@ class TestLivyOperatorResumable:
 
     def test_without_retry_args_a_5xx_read_fails(self, livy, store):
         livy.add(our_name(), ["running", "success"], id=3)
-        store.set(KEY, record(batch_id=3))
+        remember(store, record(batch_id=3))
         livy.queued["GET /batches/3"] = [(503, "unavailable")]
         with pytest.raises(AirflowException, match="HTTP 503"):
             run_try(store, try_number=2)
@@ -398,7 +415,7 @@ class TestLivyOperatorResumable:
 class TestExactlyOneBatch:
     def test_write_ahead_record_found_by_name_is_adopted(self, livy, store):
         livy.add(our_name(), ["running", "success"], id=8)
-        store.set(KEY, record())  # died after the write-ahead, before learning the id
+        remember(store, record())  # died after the write-ahead, before learning the id
         result, ti = run_try(store, try_number=2)
         assert (result, livy.post_count) == (8, 0)
         assert ti.xcoms["app_id"] == "application_1_0008"
@@ -420,7 +437,7 @@ class TestExactlyOneBatch:
 
     def test_reused_id_is_never_adopted(self, livy, store, logs):
         livy.add("another-teams-batch", ["running", "success"], id=3)
-        store.set(KEY, record(batch_id=3, app_id="application_1_0003"))
+        remember(store, record(batch_id=3, app_id="application_1_0003"))
         result, _ = run_try(store, try_number=2)
         assert livy.post_count == 1
         assert result == 4
@@ -428,7 +445,7 @@ class TestExactlyOneBatch:
         assert livy.batches[3].name == "another-teams-batch"
 
     def test_cached_outcome_survives_livy_forgetting_the_batch(self, livy, store, logs):
-        store.set(KEY, record(batch_id=3, app_id="application_1_0003", final_state="success"))
+        remember(store, record(batch_id=3, app_id="application_1_0003", final_state="success"))
         result, ti = run_try(store, try_number=2)
         assert (result, ti.xcoms["app_id"], livy.post_count) == (3, "application_1_0003", 0)
         assert "not available" in logs()  # the log is gone; the result is not
@@ -493,7 +510,7 @@ class TestExactlyOneBatch:
 
     def test_fire_and_forget_retry_returns_the_live_batch(self, livy, store):
         livy.add(our_name(), ["running"], id=3)
-        store.set(KEY, record(batch_id=3))
+        remember(store, record(batch_id=3))
         result, _ = run_try(store, try_number=2, polling_interval=0)
         assert (result, livy.post_count) == (3, 0)
 
@@ -567,7 +584,7 @@ class TestKill:
         livy.states_for_new = ["running"]
         with pytest.raises(TaskDeferred) as deferred:
             run_try(store, deferrable=True, polling_interval=5, on_kill_action=action)
-        assert deferred.value.trigger.serialize()[1]["on_kill_action"] == sent
+        assert deferred.value.trigger.serialize()[1].get("on_kill_action", "delete_batch") == sent
 
     def test_a_transient_trigger_error_waits_again_a_few_times(self, livy, store):
         livy.add(None, ["running"], id=7)

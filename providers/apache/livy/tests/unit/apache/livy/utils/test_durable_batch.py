@@ -40,12 +40,19 @@ from airflow.providers.apache.livy.exceptions import (
 )
 from airflow.providers.apache.livy.hooks.livy import LivyHook
 from airflow.providers.apache.livy.utils.batch_record import RECORD_FORMAT, BatchRecord
-from airflow.providers.apache.livy.utils.durable_batch import DurableBatch, ResumeDecision, TaskRun
+from airflow.providers.apache.livy.utils.durable_batch import (
+    DurableBatch,
+    PriorStatus,
+    ResumeDecision,
+    TaskRun,
+)
 from airflow.providers.apache.livy.utils.kill_policy import KillAction, KillPolicy
 from airflow.providers.apache.livy.utils.states import BatchState
 from unit.apache.livy.task_context import FakeTaskInstance
 
-KEY = "livy_batch_id"
+KEY = "livy_batch_record"
+ID_KEY = "livy_batch_id"
+"""Where the mixin keeps the batch id (the operator's ``external_id_key``)."""
 LOG = logging.getLogger("durable_batch_test")
 TASK = TaskRun(dag_id="etl", task_id="spark_job", run_id="manual__1", map_index=-1, try_number=1, first_try=1)
 SPARK = {"file": "pi.py", "conf": {"spark.executor.cores": "2"}, "name": None}
@@ -58,7 +65,7 @@ def our_name(submission: int = 1) -> str:
 
 def durable(store: Any, *, try_number: int = 1, first_try: int = 1) -> DurableBatch:
     task = TaskRun(**{**TASK.__dict__, "try_number": try_number, "first_try": first_try})
-    return DurableBatch(LivyHook(), store=store, key=KEY, task=task, log=LOG)
+    return DurableBatch(LivyHook(), store=store, key=KEY, id_key=ID_KEY, task=task, log=LOG)
 
 
 def stored(store) -> BatchRecord:
@@ -72,11 +79,11 @@ def requests_sent(livy) -> list[str]:
 def one_try(store, *, try_number: int = 1, first_try: int = 1, interval: float = 0.001) -> DurableBatch:
     """One try as the mixin drives it: resume what is stored, else submit; wait; deliver."""
     batch = durable(store, try_number=try_number, first_try=first_try)
-    stored_value = store.get(KEY)
-    decision = batch.resume(stored_value) if stored_value else ResumeDecision.SUBMIT
+    stored_value = store.get(ID_KEY)
+    decision = ResumeDecision.of(batch.resume(stored_value)) if stored_value else ResumeDecision.SUBMIT
     if decision is ResumeDecision.SUBMIT:
         batch.submit(SPARK)
-        store.set(KEY, batch.external_id())
+        store.set(ID_KEY, batch.external_id())
     if decision is not ResumeDecision.RETURN_RESULT:
         batch.wait(interval)
     batch.result()
@@ -158,7 +165,9 @@ class TestResume:
         livy.add(our_name(), [state], id=3)
         store.set(KEY, BatchRecord(name=our_name(), batch_id=3).to_json())
         expected = {"success": ResumeDecision.RETURN_RESULT, **dict.fromkeys(FAILED, ResumeDecision.SUBMIT)}
-        assert durable(store).resume(store.get(KEY)) is expected.get(state, ResumeDecision.RECONNECT)
+        assert ResumeDecision.of(durable(store).resume(store.get(KEY))) is expected.get(
+            state, ResumeDecision.RECONNECT
+        )
 
     def test_a_finished_state_is_kept_so_it_survives_livy_forgetting_the_batch(self, livy, store):
         livy.add(our_name(), ["success"], id=3, app_id="application_1_0003")
@@ -166,39 +175,42 @@ class TestResume:
         durable(store).resume(store.get(KEY))
         livy.forget(3)
         livy.journal.clear()
-        assert durable(store, try_number=2).resume(store.get(KEY)) is ResumeDecision.RETURN_RESULT
+        assert (
+            ResumeDecision.of(durable(store, try_number=2).resume(store.get(KEY)))
+            is ResumeDecision.RETURN_RESULT
+        )
         assert requests_sent(livy) == []
         assert (stored(store).final_state, stored(store).app_id) == ("success", "application_1_0003")
 
     def test_a_write_ahead_record_is_found_by_name(self, livy, store):
         livy.add(our_name(), ["running"], id=8)
         store.set(KEY, BatchRecord.ahead_of_post(our_name(), 1).to_json())
-        assert durable(store).resume(store.get(KEY)) is ResumeDecision.RECONNECT
+        assert ResumeDecision.of(durable(store).resume(store.get(KEY))) is ResumeDecision.RECONNECT
         assert stored(store).batch_id == 8
 
     def test_a_write_ahead_record_livy_never_saw_is_posted_under_its_name(self, livy, store):
         store.set(KEY, BatchRecord.ahead_of_post(our_name(), 1).to_json())
         batch = durable(store, try_number=2)
-        assert batch.resume(store.get(KEY)) is ResumeDecision.SUBMIT
+        assert ResumeDecision.of(batch.resume(store.get(KEY))) is ResumeDecision.SUBMIT
         batch.submit(SPARK)
         assert livy.posted[0]["body"]["name"] == our_name()
 
     def test_a_reused_id_is_never_adopted(self, livy, store):
         livy.add("another-teams-batch", ["running"], id=3)
         store.set(KEY, BatchRecord(name=our_name(), batch_id=3).to_json())
-        assert durable(store).resume(store.get(KEY)) is ResumeDecision.SUBMIT
+        assert ResumeDecision.of(durable(store).resume(store.get(KEY))) is ResumeDecision.SUBMIT
         assert stored(store).batch_id == 3, "the record is not pointed at the other batch"
 
     def test_a_reused_id_with_our_batch_still_known_by_name(self, livy, store):
         livy.add("another-teams-batch", ["running"], id=3)
         livy.add(our_name(), ["running"], id=11)
         store.set(KEY, BatchRecord(name=our_name(), batch_id=3).to_json())
-        assert durable(store).resume(store.get(KEY)) is ResumeDecision.RECONNECT
+        assert ResumeDecision.of(durable(store).resume(store.get(KEY))) is ResumeDecision.RECONNECT
         assert stored(store).batch_id == 11
 
     def test_a_batch_livy_forgot_is_looked_up_by_name_then_submitted_again(self, livy, store):
         store.set(KEY, BatchRecord(name=our_name(), batch_id=3).to_json())
-        assert durable(store).resume(store.get(KEY)) is ResumeDecision.SUBMIT
+        assert ResumeDecision.of(durable(store).resume(store.get(KEY))) is ResumeDecision.SUBMIT
         assert requests_sent(livy) == ["GET /batches/3", f"GET /batches/{our_name()}"]
 
     def test_other_errors_fail_and_decide_nothing(self, livy, store):
@@ -212,21 +224,24 @@ class TestResume:
         store.set(
             KEY, BatchRecord(name=our_name(), batch_id=3, final_state="success", delivered_try=1).to_json()
         )
-        assert durable(store, try_number=2).resume(store.get(KEY)) is ResumeDecision.RETURN_RESULT
+        assert (
+            ResumeDecision.of(durable(store, try_number=2).resume(store.get(KEY)))
+            is ResumeDecision.RETURN_RESULT
+        )
 
     def test_a_result_delivered_before_a_clear_means_a_re_run(self, livy, store):
         store.set(
             KEY, BatchRecord(name=our_name(), batch_id=3, final_state="success", delivered_try=1).to_json()
         )
         batch = durable(store, try_number=2, first_try=2)
-        assert batch.resume(store.get(KEY)) is ResumeDecision.SUBMIT
+        assert ResumeDecision.of(batch.resume(store.get(KEY))) is ResumeDecision.SUBMIT
         assert batch.submit(SPARK).name == TASK.batch_name(2, None).replace("-t1-", "-t2-")
 
     @pytest.mark.parametrize("value", ["abc", "3/../../admin", {"x": 1}, -1, 2**40, True, 1.5, [1]])
     def test_values_not_ours_are_treated_as_nothing_stored(self, livy, store, value):
         store.set(KEY, value)
         batch = durable(store)
-        assert batch.resume(value) is ResumeDecision.SUBMIT
+        assert ResumeDecision.of(batch.resume(value)) is ResumeDecision.SUBMIT
         batch.submit(SPARK)
         assert requests_sent(livy) == ["POST /batches"]
 
@@ -387,7 +402,7 @@ class TestOnKill:
         """A try that submitted and waits; SIGTERM arrives during its ``kill_on_read``-th state read."""
         batch = DurableBatch(LivyHook(), store=store, key=KEY, task=TASK, log=LOG, kill_policy=kill_policy)
         batch.submit(SPARK)
-        store.set(KEY, batch.external_id())
+        store.set(ID_KEY, batch.external_id())
         reads = {"n": 0}
 
         def sigterm_on_a_read(body: dict[str, Any]) -> None:
@@ -457,7 +472,7 @@ class TestOnKill:
         assert requests_sent(livy) == ["POST /batches", "GET /batches/0", "DELETE /batches/0"]
         assert (stored(store).batch_id, stored(store).final_state) == (0, "killed")
         next_try = durable(store, try_number=2)
-        assert next_try.resume(store.get(KEY)) is ResumeDecision.SUBMIT
+        assert ResumeDecision.of(next_try.resume(store.get(KEY))) is ResumeDecision.SUBMIT
         assert next_try.submit(SPARK).name == our_name(submission=2), "never the deleted batch's name"
 
     def test_without_a_store_on_kill_deletes_at_once_as_4_6_4_did(self, livy):
@@ -530,7 +545,7 @@ class TestFencing:
         livy.states_for_new = ["starting", "running", "running", "success"]
         old = durable(store, try_number=1)
         old.submit(SPARK)
-        store.set(KEY, old.external_id())
+        store.set(ID_KEY, old.external_id())
         store.set(KEY, BatchRecord(name=our_name(), batch_id=0, owner_try=2).to_json())  # try 2 reconnected
         writes = len([entry for entry in livy.journal if entry[0] == "store"])
         with pytest.raises(LivyBatchTakenOver, match="try 2 took it over"):
@@ -601,3 +616,51 @@ class TestLinksAndLiveLog:
             "b",
             "c",
         ]
+
+
+def test_prior_statuses_mean_submitting_anew():
+    assert ResumeDecision.of(PriorStatus.GONE) is ResumeDecision.SUBMIT
+    assert ResumeDecision.of(PriorStatus.RERUN) is ResumeDecision.SUBMIT
+
+
+class TestTheMixinsKey:
+    """The mixin keeps the batch id under its own key (as 4.6.4 did); the record is kept apart."""
+
+    def test_the_mixin_stores_the_batch_id_and_the_record_is_kept_apart(self, livy, store):
+        batch = one_try(store)
+        assert store.get(ID_KEY) == 0 == batch.external_id()
+        assert stored(store).name == our_name()
+
+    def test_get_job_status_reports_livys_state(self, livy, store):
+        livy.add(our_name(), ["running"], id=3)
+        store.set(KEY, BatchRecord(name=our_name(), batch_id=3).to_json())
+        store.set(ID_KEY, 3)
+        assert durable(store, try_number=2).resume(3) == "running"
+
+    def test_a_bare_id_stored_by_4_6_4_is_read_by_its_state_alone(self, livy, store):
+        livy.add(None, ["running"], id=5)
+        store.set(ID_KEY, 5)
+        assert durable(store, try_number=2).resume(5) == "running"
+        assert requests_sent(livy) == ["GET /batches/5/state"]
+
+    def test_livy_forgot_it_reports_gone(self, livy, store):
+        store.set(KEY, BatchRecord(name=our_name(), batch_id=3).to_json())
+        assert durable(store, try_number=2).resume(3) == PriorStatus.GONE
+
+    def test_a_batch_whose_id_the_mixin_never_stored_is_resumed_not_posted_again(self, livy, store):
+        # The worker died after the POST, before the mixin stored the id: the record has it.
+        livy.add(our_name(), ["running", "success"], id=4)
+        store.set(KEY, BatchRecord(name=our_name(), batch_id=4, owner_try=1).to_json())
+        batch = durable(store, try_number=2)
+        assert batch.submit(SPARK).batch_id == 4
+        assert livy.post_count == 0
+        assert stored(store).owner_try == 2
+
+    def test_after_the_mixin_chose_to_resubmit_a_new_batch_is_posted(self, livy, store):
+        # Whoever answered get_job_status (a subclass, say) said the batch is over: submit anew.
+        livy.add(our_name(), ["running"], id=4)
+        store.set(KEY, BatchRecord(name=our_name(), batch_id=4, owner_try=1).to_json())
+        store.set(ID_KEY, 4)
+        record = durable(store, try_number=2).submit(SPARK)
+        assert (record.submission, record.batch_id) == (2, 5)
+        assert livy.post_count == 1

@@ -40,6 +40,7 @@ from airflow.providers.apache.livy.exceptions import (
     LivyHttpError,
     LivyResponseError,
 )
+from airflow.providers.apache.livy.utils.log_stream import page_lines
 
 CSRF_HEADER = "X-Requested-By"
 """Livy's CSRF filter rejects any request but GET, HEAD and OPTIONS without this header (any value)."""
@@ -117,48 +118,87 @@ def is_livy_not_found(text: str, endpoint: str | None = None) -> bool:
     return False
 
 
-def read_livy_reply(
-    status: int, text: str, *, method: str, endpoint: str, batch: int | str | None = None
-) -> Any:
+def raise_for_reply_status(
+    status: Any, text: str, *, method: str, endpoint: str, batch: int | str | None = None
+) -> None:
     """
-    Turn one HTTP reply from Livy into its JSON body, or raise a typed error naming batch and endpoint.
+    Raise the typed error for an HTTP error reply from Livy (status 300 and above); return otherwise.
+
+    A reply whose status is not a number (a test double of a reply) counts as a success, as it does
+    for ``HttpHook`` users who call ``raise_for_status()`` and then ``json()``.
 
     :raises LivyAuthError: 401 or 403.
     :raises LivyBatchNotFound: 404 with Livy's own "not found" body (:func:`is_livy_not_found`); any
         other 404 is a plain :class:`LivyHttpError`.
     :raises LivyDuplicateBatchName: 400 "Duplicate session name".
     :raises LivyHttpError: any other status outside 2xx.
-    :raises LivyResponseError: 2xx whose body is not JSON (e.g. a gateway's HTML login page).
     """
-    where = f"{method} {endpoint}"
-    if status >= 300:
-        message = _livy_message(text)
-        error_class: type[LivyHttpError] = LivyHttpError
-        detail = ""
-        if status in (401, 403):
-            error_class = LivyAuthError
-        elif status == 404 and is_livy_not_found(text, endpoint):
-            error_class = LivyBatchNotFound
-        elif status == 404:
-            detail = " (not Livy's own 'not found' reply: a gateway's page, or a wrong endpoint prefix?)"
-        elif status == 400 and "Duplicate session name" in message:
-            error_class = LivyDuplicateBatchName
-        raise error_class(
-            f"Livy answered HTTP {status} for {_subject(batch)} at {where}{detail}: {message}",
-            endpoint=endpoint,
-            http_status=status,
-            livy_message=message,
-            batch=batch,
-        )
+    if isinstance(status, bool) or not isinstance(status, int) or status < 300:
+        return
+    message = _livy_message(text)
+    error_class: type[LivyHttpError] = LivyHttpError
+    detail = ""
+    if status in (401, 403):
+        error_class = LivyAuthError
+    elif status == 404 and is_livy_not_found(text, endpoint):
+        error_class = LivyBatchNotFound
+    elif status == 404:
+        detail = " (not Livy's own 'not found' reply: a gateway's page, or a wrong endpoint prefix?)"
+    elif status == 400 and "Duplicate session name" in message:
+        error_class = LivyDuplicateBatchName
+    raise error_class(
+        f"Livy answered HTTP {status} for {_subject(batch)} at {method} {endpoint}{detail}: {message}",
+        endpoint=endpoint,
+        http_status=status,
+        livy_message=message,
+        batch=batch,
+    )
+
+
+def not_json_error(
+    status: Any, text: str, *, method: str, endpoint: str, batch: int | str | None = None
+) -> LivyResponseError:
+    """The error for a success reply whose body is not JSON (e.g. a gateway's HTML login page)."""
+    return LivyResponseError(
+        f"Livy answered HTTP {status} for {_subject(batch)} at {method} {endpoint} with a body that is "
+        f"not JSON (a proxy or login page?): {excerpt(text)!r}",
+        endpoint=endpoint,
+        batch=batch,
+    )
+
+
+def read_livy_reply(
+    status: int, text: str, *, method: str, endpoint: str, batch: int | str | None = None
+) -> Any:
+    """
+    Turn one HTTP reply from Livy (its status and body text) into its JSON body, or raise.
+
+    :raises LivyHttpError: an error status (:func:`raise_for_reply_status`).
+    :raises LivyResponseError: a success reply whose body is not JSON.
+    """
+    raise_for_reply_status(status, text, method=method, endpoint=endpoint, batch=batch)
     try:
         return json.loads(text)
     except ValueError:
-        raise LivyResponseError(
-            f"Livy answered HTTP {status} for {_subject(batch)} at {where} with a body that is not JSON "
-            f"(a proxy or login page?): {excerpt(text)!r}",
-            endpoint=endpoint,
-            batch=batch,
-        ) from None
+        raise not_json_error(status, text, method=method, endpoint=endpoint, batch=batch) from None
+
+
+def read_response(response: Any, *, method: str, endpoint: str, batch: int | str | None = None) -> Any:
+    """
+    The JSON body of a ``requests`` reply from Livy, read as ``HttpHook`` users read one.
+
+    An error status raises the typed error (:func:`raise_for_reply_status`); otherwise the body is
+    ``response.json()``.
+
+    :raises LivyResponseError: a success reply whose body is not JSON.
+    """
+    status = response.status_code
+    if isinstance(status, int) and status >= 300:
+        raise_for_reply_status(status, response.text, method=method, endpoint=endpoint, batch=batch)
+    try:
+        return response.json()
+    except ValueError:
+        raise not_json_error(status, response.text, method=method, endpoint=endpoint, batch=batch) from None
 
 
 def require_field(reply: Any, field: str, *, endpoint: str, batch: int | str | None = None) -> Any:
@@ -247,14 +287,22 @@ class LogPager:
         return self._start if self._start < self._total else None
 
     def add(self, page: Any) -> None:
-        """Take one ``GET /batches/{id}/log`` reply."""
-        page_lines = page.get("log") if isinstance(page, dict) else None
-        if not isinstance(page_lines, list) or not isinstance(page.get("total"), int):
+        """
+        Take one ``GET /batches/{id}/log`` reply (read by :func:`~.log_stream.page_lines`).
+
+        A page without a ``total`` (some gateways, and test doubles) is taken as the last one.
+        """
+        try:
+            lines = page_lines(page)
+        except ValueError as error:
             raise LivyResponseError(
-                f"Livy's log page for batch {self.session_id!r} has no 'log' list or 'total'",
+                f"Livy's log page for batch {self.session_id!r} is not one: {error}",
                 endpoint="log",
                 batch=self.session_id,
-            )
-        self.lines.extend(str(line) for line in page_lines)
-        self._start += len(page_lines)
-        self._total = page["total"] if page_lines else self._start
+            ) from None
+        total = page.get("total")
+        self.lines.extend(lines)
+        self._start += len(lines)
+        self._total = (
+            total if lines and isinstance(total, int) and not isinstance(total, bool) else self._start
+        )

@@ -17,9 +17,10 @@
 """
 Extra links of ``LivyOperator``: the batch in Livy's UI, the Spark UI and the Spark driver log.
 
-The operator pushes each URL as soon as it is known (and again after a reconnect) as an XCom under
+The operator stores each URL as soon as it is known (and again after a reconnect) as the XCom under
 the link's :attr:`~airflow.sdk.BaseOperatorLink.xcom_key`, the key Airflow 3's API server reads a
-link from, so the links work while the batch runs; :meth:`LivyLink.get_link` reads the same XCom (Airflow 2).
+link from, so the links work while the batch runs (:func:`write_link_xcom`, as Airflow stores links);
+:meth:`LivyLink.get_link` reads the same XCom (Airflow 2).
 """
 
 from __future__ import annotations
@@ -78,8 +79,26 @@ LIVY_LINKS: tuple[LivyLink, ...] = (LivyBatchLink(), SparkUiLink(), SparkDriverL
 
 
 def push_links(ti: Any, links: Mapping[str, str]) -> None:
-    """Push each URL of ``links`` (by :attr:`LivyLink.url_key`) as the XCom its link reads."""
+    """Store each URL of ``links`` (by :attr:`LivyLink.url_key`) as the XCom its link reads."""
     for link in LIVY_LINKS:
         url = links.get(link.url_key)
         if url:
-            ti.xcom_push(key=link.xcom_key, value=url)
+            write_link_xcom(ti, link.xcom_key, url)
+
+
+def write_link_xcom(ti: Any, key: str, url: str) -> None:
+    """
+    Store one link's URL where Airflow keeps links, as Airflow itself does.
+
+    On Airflow 3 that is the metadata database, past any custom XCom backend (the task runner
+    writes the links it computes at the end of a try the same way); it takes a running task
+    instance, so a stand-in for one (a test double) gets no link. On Airflow 2 the task pushes the
+    XCom (``ti.xcom_push``) that :meth:`LivyLink.get_link` reads.
+    """
+    try:
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance, _xcom_push_to_db
+    except ImportError:  # Airflow 2
+        ti.xcom_push(key=key, value=url)
+        return
+    if isinstance(ti, RuntimeTaskInstance):
+        _xcom_push_to_db(ti, key, url)

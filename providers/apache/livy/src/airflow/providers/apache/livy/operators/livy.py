@@ -148,6 +148,9 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
     template_fields: Sequence[str] = ("spark_params",)
     template_fields_renderers = {"spark_params": "json"}
     external_id_key = "livy_batch_id"
+    """Where the mixin keeps the batch id in the task state store, as provider 4.6.4 did."""
+    record_key = "livy_batch_record"
+    """Where the durable record (the batch's name, written before the POST, and what became of it) is kept."""
     operator_extra_links = LIVY_LINKS
 
     def __init__(
@@ -277,13 +280,18 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
     # ---- ResumableJobMixin ----------------------------------------------------------------------
 
     def submit_job(self, context: Context) -> JsonValue:
-        """Submit the batch; return what the mixin stores: our record, or the bare id when not durable."""
+        """Submit the batch (its record written first when durable); return its id, which the mixin stores."""
         batch = self._batch_of(context)
         batch.submit(self.spark_params)
         return batch.external_id()
 
     def get_job_status(self, external_id: JsonValue, context: Context) -> str:
-        """Return the :class:`~.ResumeDecision` for what an earlier try stored (checked against Livy)."""
+        """
+        Return the state of the batch an earlier try left, checked against Livy.
+
+        That is Livy's state, or ``"gone"`` (Livy no longer holds it) or ``"rerun"`` (its result was
+        delivered before the task was cleared): see :class:`~.PriorStatus`.
+        """
         return self._batch_of(context).resume(external_id)
 
     def is_job_active(self, status: str) -> bool:
@@ -315,7 +323,9 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         batch.follow(external_id)
         if not batch.delivered_in_this_try:
             batch.result()
-            context["ti"].xcom_push(key="app_id", value=batch.app_id())
+            app_id = batch.app_id()
+            if (ti := context.get("ti")) is not None:
+                ti.xcom_push(key="app_id", value=app_id)
             batch.mark_delivered()
         return batch.batch_id
 
@@ -331,6 +341,18 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         batch.follow(batch_id)
         batch.wait(self._polling_interval)
         batch.result()
+
+    @property
+    def _batch_id(self) -> int | None:
+        """The id of this try's batch, once known (provider 4.6.4's attribute)."""
+        return self._batch.batch_id if self._batch is not None and self._batch.record is not None else None
+
+    @_batch_id.setter
+    def _batch_id(self, batch_id: int | None) -> None:
+        self._batch = None
+        if batch_id is not None:
+            self._batch = self._new_batch(store=None, ti=None)
+            self._batch.follow(batch_id)
 
     def on_kill(self) -> None:
         """Delete the batch if Airflow means the task to stop, keep it if the worker goes away."""
@@ -379,16 +401,23 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
         """Return this try's :class:`DurableBatch`, kept in the task state store when ``durable``."""
         if self._batch is None:
             store = context.get("task_state_store") if self.durable else None
-            self._batch = self._new_batch(store, context["ti"], loop=context.get("loop"))
+            self._batch = self._new_batch(store, context.get("ti"), loop=context.get("loop"))
         return self._batch
 
     def _new_batch(self, store: Any, ti: Any, loop: Any = None) -> DurableBatch:
         task = TaskRun.of(ti, self.retries, loop) if ti is not None else None
+        if task is None and store is not None:
+            self.log.warning(
+                "The context's task instance does not identify a task instance (a test double?): the "
+                "batch is submitted without a write-ahead name, so a crash before its id is stored "
+                "cannot be recovered"
+            )
         policy = KillPolicy(self.on_kill_action, lambda: airflow_state_of(ti), retry_follows(ti))
         return DurableBatch(
             self.hook,
             store=store,
-            key=self.external_id_key,
+            key=self.record_key,
+            id_key=self.external_id_key,
             task=task,
             log=self.log,
             retry_args=self.retry_args,

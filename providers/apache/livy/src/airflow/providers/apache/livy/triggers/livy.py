@@ -59,6 +59,17 @@ def import_class(path: str | type | None) -> Any:
 
 ON_KILL_ACTIONS = ("delete_batch", "keep_batch")
 """What :meth:`LivyTrigger.on_kill` does with the batch when a user acts on the deferred task."""
+_DEFAULTS: dict[str, Any] = {
+    "auth_type": None,
+    "batch_name": None,
+    "app_id": None,
+    "on_kill_action": "delete_batch",
+    "redeferrals": 0,
+    "report_links": False,
+    "follow_log": False,
+    "log_cursor": None,
+}
+"""The defaults of the arguments provider 4.6.4's trigger did not have (left out when serialized)."""
 
 
 class _WaitFailed(Exception):
@@ -167,7 +178,22 @@ class LivyTrigger(BaseTrigger):
         self._app_info: dict[str, Any] | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Serialize the trigger's arguments (Spark conf values redacted, no hook)."""
+        """
+        Serialize the trigger's arguments (Spark conf values redacted, no hook).
+
+        Provider 4.6.4's arguments always; the newer ones only when they differ from their defaults,
+        so a trigger built with 4.6.4's arguments serializes as it did.
+        """
+        newer = {
+            "auth_type": self._auth_type,
+            "batch_name": self._batch_name,
+            "app_id": self._app_id,
+            "on_kill_action": self._on_kill_action,
+            "redeferrals": self._redeferrals,
+            "report_links": self._report_links,
+            "follow_log": self._follow_log,
+            "log_cursor": self._log_cursor,
+        }
         return (
             "airflow.providers.apache.livy.triggers.livy.LivyTrigger",
             {
@@ -177,16 +203,10 @@ class LivyTrigger(BaseTrigger):
                 "polling_interval": self._polling_interval,
                 "extra_options": self._extra_options,
                 "extra_headers": self._extra_headers,
+                "livy_hook_async": None,
                 "execution_timeout": self._execution_timeout,
                 "endpoint_prefix": self._endpoint_prefix,
-                "auth_type": self._auth_type,
-                "batch_name": self._batch_name,
-                "app_id": self._app_id,
-                "on_kill_action": self._on_kill_action,
-                "redeferrals": self._redeferrals,
-                "report_links": self._report_links,
-                "follow_log": self._follow_log,
-                "log_cursor": self._log_cursor,
+                **{key: value for key, value in newer.items() if value != _DEFAULTS[key]},
             },
         )
 
@@ -200,18 +220,19 @@ class LivyTrigger(BaseTrigger):
         except Exception as error:
             event = self._event(
                 "error",
-                f"Waiting for Livy batch {self._batch_id} failed: {error!r}",
+                f"Waiting for Livy batch {self._batch_id} failed: {type(error).__name__}: {error}",
                 transient=is_transient_transport_error(error),
             )
         yield TriggerEvent(event)
 
     def _event(self, status: str, response: str, **more: Any) -> dict[str, Any]:
+        """The event: 4.6.4's keys, ``redeferrals`` after a redeferral, and ``more``."""
         return {
             "status": status,
             "batch_id": self._batch_id,
             "response": response,
             "log_lines": None,  # kept for 4.6.4's execute_complete; the worker reads the log itself
-            "redeferrals": self._redeferrals,
+            **({"redeferrals": self._redeferrals} if self._redeferrals else {}),
             **self._log_progress(),
             **more,
         }
@@ -267,11 +288,12 @@ class LivyTrigger(BaseTrigger):
             if state is not None:
                 return state, True
         result = await hook.get_batch_state(batch_id)
-        if result["status"] != "success":
+        if result.get("status", "success") != "success":
             raise _WaitFailed(
-                str(result["response"]), transient=is_transient_status(result.get("status_code"))
+                str(result.get("response")), transient=is_transient_status(result.get("status_code"))
             )
-        return result["batch_state"].value, full_read
+        state = result.get("batch_state")
+        return str(getattr(state, "value", state)), full_read
 
     async def _read_own_batch_state(self, hook: LivyAsyncHook, batch_id: int | str) -> str | None:
         result = await hook.get_batch(batch_id)
@@ -325,8 +347,7 @@ class LivyTrigger(BaseTrigger):
     def _finished(self, batch_id: int | str, state: str) -> dict[str, Any]:
         if batch_outcome(state) is BatchOutcome.SUCCEEDED:
             return self._event("success", f"Batch {batch_id} succeeded", state=state)
-        message = f"Batch {batch_id} did not succeed (state {state})"
-        return self._event("error", message, state=state, transient=False)
+        return self._event("error", f"Batch {batch_id} did not succeed", state=state, transient=False)
 
     async def on_kill(self) -> None:
         """

@@ -79,10 +79,21 @@ class ResumeDecision(StrEnum):
 
     @classmethod
     def of(cls, status: str) -> ResumeDecision:
-        """Read a decision; a Livy state (what provider 4.6.4 passed) maps to the one it implies."""
+        """The decision a status of ``get_job_status`` implies: a Livy state, or a :class:`PriorStatus`."""
         if status in cls._value2member_map_:
             return cls(status)
+        if status in PriorStatus._value2member_map_:
+            return ResumeDecision.SUBMIT
         return _DECISION_FOR[batch_outcome(status)]
+
+
+class PriorStatus(StrEnum):
+    """What ``get_job_status`` reports besides Livy's own states, for cases provider 4.6.4 never knew."""
+
+    GONE = "gone"
+    """Livy no longer holds the batch (nor, under its name, a batch of ours): submit a new batch."""
+    RERUN = "rerun"
+    """The batch's result was delivered before the task was cleared: a re-run submits a new batch."""
 
 
 _STARTING = frozenset({BatchState.NOT_STARTED.value, BatchState.STARTING.value})
@@ -123,16 +134,29 @@ class TaskRun:
     loop: LoopPosition | None = None
 
     @classmethod
-    def of(cls, ti: Any, retries: int | None, loop: Any = None) -> TaskRun:
-        """The run of task instance ``ti`` of a task with ``retries``; ``loop`` is the context's ``loop``."""
+    def of(cls, ti: Any, retries: int | None, loop: Any = None) -> TaskRun | None:
+        """
+        The run of task instance ``ti`` of a task with ``retries``; ``loop`` is the context's ``loop``.
+
+        ``None`` if ``ti`` does not identify a task instance (ids that are not strings, numbers that
+        are not integers: a test double).
+        """
+        dag_id, task_id, run_id = (getattr(ti, name, None) for name in ("dag_id", "task_id", "run_id"))
+        map_index = getattr(ti, "map_index", None)
+        map_index = -1 if map_index is None else map_index
+        try_number = getattr(ti, "try_number", None) or 1
+        if not (isinstance(dag_id, str) and isinstance(task_id, str) and isinstance(run_id, str)):
+            return None
+        if not _are_ints(map_index, try_number):
+            return None
         max_tries = getattr(ti, "max_tries", None)
         first_try = max(1, max_tries - (retries or 0) + 1) if isinstance(max_tries, int) else None
         return cls(
-            dag_id=ti.dag_id,
-            task_id=ti.task_id,
-            run_id=ti.run_id,
-            map_index=-1 if ti.map_index is None else ti.map_index,
-            try_number=ti.try_number or 1,
+            dag_id=dag_id,
+            task_id=task_id,
+            run_id=run_id,
+            map_index=map_index,
+            try_number=try_number,
             first_try=first_try,
             loop=LoopPosition.of(ti, loop),
         )
@@ -169,13 +193,16 @@ class DurableBatch:
     """
     The Livy batch of one task instance across its tries.
 
-    Every record it writes goes to ``store`` under ``key``, the whole record each time; the mixin
-    also stores what :meth:`submit` returns. Every read of a batch by id checks that the batch is
-    still ours (:meth:`~.BatchRecord.identify`) before it is adopted, waited on or deleted.
+    Every record it writes goes to ``store`` under ``key``, the whole record each time, the name
+    before the POST; the mixin stores the batch's id (:meth:`external_id`) under ``id_key``, as
+    provider 4.6.4 did. Every read of a batch by id checks that the batch is still ours
+    (:meth:`~.BatchRecord.identify`) before it is adopted, waited on or deleted.
 
     :param hook: the hook to Livy; only its public methods are called, with 4.6.4's signatures.
     :param store: the task state store, or ``None`` to keep nothing (every try submits).
-    :param key: the store key (the operator's ``external_id_key``).
+    :param key: the store key of the record (the operator's ``record_key``).
+    :param id_key: the store key under which the mixin keeps the batch id (the operator's
+        ``external_id_key``); read only, to tell whether the mixin already decided about it.
     :param task: the running try; ``None`` for a batch watched outside a task run.
     :param log: the operator's logger.
     :param retry_args: passed to ``get_batch_state``, as the released operator did.
@@ -194,6 +221,7 @@ class DurableBatch:
         *,
         store: TaskStateStore | None,
         key: str,
+        id_key: str | None = None,
         task: TaskRun | None,
         log: logging.Logger | Any,
         retry_args: dict[str, Any] | None = None,
@@ -204,6 +232,7 @@ class DurableBatch:
         self.hook = hook
         self.store = store
         self.key = key
+        self.id_key = id_key
         self.task = task
         self.log = log
         self.retry_args = retry_args
@@ -223,40 +252,55 @@ class DurableBatch:
 
     # ---- Resuming what an earlier try left -----------------------------------------------------
 
-    def resume(self, stored: Any) -> ResumeDecision:
+    def resume(self, stored: Any) -> str:
         """
-        Decide what to do with the value an earlier try stored, checking Livy where it matters.
+        What became of the batch an earlier try left: the status ``get_job_status`` reports.
 
-        A try that goes on with the batch (reconnects, or returns its result) takes it over.
+        ``stored`` is what the mixin read (the batch id; 4.6.4 stored it too). The record, written
+        ahead of every POST, is at least as recent, so it is the one followed when there is one.
+        The status is Livy's state, remembered or checked against Livy (by id, else by name), or a
+        :class:`PriorStatus`. A try that goes on with the batch (it is active or succeeded) takes it
+        over.
         """
-        record = self._parse(stored)
+        record = self._stored_record() or self._parse(stored)
         if record is None:
-            return ResumeDecision.SUBMIT
+            return PriorStatus.GONE
         self.record = record
-        decision = self._decide(record)
-        if decision is not ResumeDecision.SUBMIT and self.task is not None:
-            self._save(self._current.owned_by(self.task.try_number))
-        if decision is not ResumeDecision.SUBMIT:
+        status = self._status_of(record)
+        if ResumeDecision.of(status) is not ResumeDecision.SUBMIT:
+            if self.task is not None:
+                self._save(self._current.owned_by(self.task.try_number))
             self.publish_links()
-        return decision
+        return status
 
-    def _decide(self, record: BatchRecord) -> ResumeDecision:
+    def _status_of(self, record: BatchRecord) -> str:
         if record.delivered_try is not None:
-            return self._resume_delivered(record)
+            return self._status_of_delivered(record)
         if record.is_finished:
             self.log.info("%s finished in state %s (remembered)", record.describe(), record.final_state)
-            return ResumeDecision.RETURN_RESULT if record.succeeded else ResumeDecision.SUBMIT
+            return str(record.final_state)
+        if not record.is_identifiable:  # nothing to check it against: its state, as 4.6.4 read it
+            return self._state_by_id(record)
         batch = self._locate(record)
         if batch is None:
             self.log.warning("Livy does not know %s any more; submitting a new batch", record.describe())
-            return ResumeDecision.SUBMIT
+            return PriorStatus.GONE
         state = _state_of(batch, record)
         if batch_outcome(state) is not BatchOutcome.ACTIVE:
             self._save(self._current.finished(state, batch))
         self.log.info("%s is %s", self._current.describe(), state)
-        return ResumeDecision.of(state)
+        return state
 
-    def _resume_delivered(self, record: BatchRecord) -> ResumeDecision:
+    def _state_by_id(self, record: BatchRecord) -> str:
+        """The state of a batch known only by its id (``get_batch_state``, as provider 4.6.4 read it)."""
+        try:
+            state = self.hook.get_batch_state(self._current_id, retry_args=self.retry_args)
+        except LivyBatchNotFound:
+            self.log.warning("Livy does not know %s any more; submitting a new batch", record.describe())
+            return PriorStatus.GONE
+        return str(getattr(state, "value", state))
+
+    def _status_of_delivered(self, record: BatchRecord) -> str:
         assert record.delivered_try is not None
         if self.task is None or self.task.cleared_since(record.delivered_try):
             self.log.info(
@@ -264,39 +308,41 @@ class DurableBatch:
                 record.describe(),
                 record.delivered_try,
             )
-            return ResumeDecision.SUBMIT
+            return PriorStatus.RERUN
         self.log.info(
             "%s delivered its result in try %s, which ended before Airflow recorded it: returning it again",
             record.describe(),
             record.delivered_try,
         )
-        return ResumeDecision.RETURN_RESULT
+        return BatchState.SUCCESS.value
 
     def follow(self, external_id: Any) -> BatchRecord:
         """
-        The record behind an external id handed back by the mixin (or a bare batch id).
+        The record of the batch the mixin hands back (its id), once per try.
 
-        The mixin passes the value it read or stored; if this try has since learned more about the
-        same batch (its id, found by name; its app id), what it learned wins.
+        What this try already knows (it resumed or submitted the batch, and may since have found it
+        under another id) wins; otherwise the stored record if it describes that batch, else a
+        record of the bare id.
         """
-        record = BatchRecord.from_stored(external_id)
-        current = self.record
-        if current is None or not (
-            current.same_submission(record) or (record.is_legacy and record.batch_id == current.batch_id)
-        ):
-            self.record = record
+        if self.record is None:
+            stored = self._stored_record()
+            bare = BatchRecord.from_stored(external_id)
+            self.record = stored if stored is not None and stored.batch_id == bare.batch_id else bare
         return self._current
 
     def follow_deferred(self, batch_id: Any) -> BatchRecord:
         """The record of the batch a trigger reported on: the stored one if it names that batch."""
-        if self.store is not None:
-            self.record = self._parse(self.store.get(self.key))
+        self.record = None
         self._verified = True  # the trigger checked the batch's identity while it waited
         return self.follow(batch_id)
 
-    def external_id(self) -> Any:
-        """What the mixin stores and hands back: the whole record if durable, else the bare id."""
-        return self._current.to_json() if self.store is not None else self._current.batch_id
+    def external_id(self) -> int | None:
+        """What the mixin stores and hands back: the batch's id, as provider 4.6.4 stored it."""
+        return self._current.batch_id
+
+    def _stored_record(self) -> BatchRecord | None:
+        """The record stored under :attr:`key` (``None`` without a store, or if it is not ours)."""
+        return None if self.store is None else self._parse(self.store.get(self.key))
 
     @property
     def batch_id(self) -> int | None:
@@ -313,17 +359,17 @@ class DurableBatch:
         try finds the batch by name whatever happens to this worker or to the POST's reply; a
         submission whose batch was never seen is posted again under the same name.
         """
-        if self.store is None:
+        if self.store is None or self.task is None:
             self.record = _record_of_posted(self.hook.post_batch(**batch_kwargs))
         else:
-            previous = self._parse(self.store.get(self.key))
-            if previous is not None and self._is_live_legacy_zero(previous):
+            previous = self._stored_record() or self._legacy_zero()
+            if previous is not None and not self._mixin_decided() and self._resumed(previous):
                 return self._current
             if previous is None and self._adopted_earlier_run_batch(batch_kwargs.get("name")):
                 return self._current
             record = self._next_submission(previous, batch_kwargs.get("name"))
             self._save(record)
-            self.record = record.created(self._create(record, batch_kwargs))
+            self._save(record.created(self._create(record, batch_kwargs)))
         self._verified = True
         self.publish_links()
         self._honour_kill_request()
@@ -400,16 +446,29 @@ class DurableBatch:
         except LivyError as error:
             self.log.warning("Could not check for a batch Livy left behind under %r: %s", record.name, error)
 
-    def _is_live_legacy_zero(self, previous: BatchRecord) -> bool:
+    def _mixin_decided(self) -> bool:
         """
-        Whether ``previous`` is batch id 0 as stored by provider 4.6.4, still running or succeeded.
+        Whether the mixin read a batch id, asked about it, and chose to submit anew.
 
-        The mixin skips a stored ``0`` (it tests truthiness), but 0 is the first id after every
-        Livy start, so it is checked here instead.
+        The mixin submits when it holds no id (nothing stored, or batch 0: it tests truthiness), or
+        when ``get_job_status`` said the batch is neither active nor succeeded (whoever implements
+        that method).
         """
-        if not (previous.is_legacy and previous.batch_id == 0):
-            return False
-        return self.resume(0) is not ResumeDecision.SUBMIT
+        return self.id_key is not None and self.store is not None and bool(self.store.get(self.id_key))
+
+    def _legacy_zero(self) -> BatchRecord | None:
+        """Batch 0 stored as the id (the mixin skips a stored ``0``, the first id after every Livy start)."""
+        stored = None if self.id_key is None or self.store is None else self.store.get(self.id_key)
+        return BatchRecord.of_batch(0) if stored == 0 and not isinstance(stored, bool) else None
+
+    def _resumed(self, previous: BatchRecord) -> bool:
+        """
+        Go on with ``previous`` instead of submitting if it is still ours to go on with.
+
+        That is a batch submitted (or written ahead, then found by its name) by a try whose id the
+        mixin never stored: a worker that died around the POST or before the mixin's write, or batch 0.
+        """
+        return ResumeDecision.of(self.resume(previous.to_json())) is not ResumeDecision.SUBMIT
 
     # ---- Waiting -------------------------------------------------------------------------------
 
@@ -901,6 +960,10 @@ class DurableBatch:
                 "Ignoring the value stored under %r (%s); treating it as nothing stored", self.key, reason
             )
             return None
+
+
+def _are_ints(*values: Any) -> bool:
+    return all(isinstance(value, int) and not isinstance(value, bool) for value in values)
 
 
 def _record_of_posted(batch_id: Any) -> BatchRecord:

@@ -37,10 +37,12 @@ CREDENTIAL_CONF_KEY = re.compile(
 
 
 def credential_conf_values(conf: Mapping[Any, Any] | None) -> list[str]:
-    """The non-empty string values of ``conf`` whose keys look like credentials."""
+    """The non-empty string values of ``conf`` whose keys look like credentials (none if not a mapping)."""
+    if not isinstance(conf, Mapping):
+        return []
     return [
         value
-        for key, value in (conf or {}).items()
+        for key, value in conf.items()
         if CREDENTIAL_CONF_KEY.search(str(key)) and isinstance(value, str) and value
     ]
 
