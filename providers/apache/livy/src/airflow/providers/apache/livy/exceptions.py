@@ -18,6 +18,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.exceptions import AirflowException
 
 
@@ -80,4 +82,15 @@ class LivyBatchTakenOver(AirflowException):
 
 
 class LivyTaskStopped(AirflowException):
-    """The task process was told to stop (``on_kill``); the message says what became of the batch."""
+    """
+    The task process was told to stop (``on_kill``); the message says what became of the batch.
+
+    :param decision: the :class:`~airflow.providers.apache.livy.utils.kill_policy.KillDecision`.
+    :param outcome: the :class:`~airflow.providers.apache.livy.utils.kill_policy.KillOutcome`: what
+        was actually done, which a fence or Livy may have made differ from the decision.
+    """
+
+    def __init__(self, message: str, *, decision: Any = None, outcome: Any = None) -> None:
+        super().__init__(message)
+        self.decision = decision
+        self.outcome = outcome

@@ -46,7 +46,7 @@ from airflow.providers.apache.livy.utils.durable_batch import (
     ResumeDecision,
     TaskRun,
 )
-from airflow.providers.apache.livy.utils.kill_policy import KillAction, KillPolicy
+from airflow.providers.apache.livy.utils.kill_policy import KillAction, KillOutcome, KillPolicy, KillReason
 from airflow.providers.apache.livy.utils.states import BatchState
 from unit.apache.livy.task_context import FakeTaskInstance
 
@@ -416,17 +416,18 @@ class TestOnKill:
     @pytest.mark.parametrize(
         ("state", "why"),
         [
-            ("failed", "marked failed"),
-            ("success", "marked success"),
-            ("restarting", "cleared"),
-            ("", "deleted"),
+            ("failed", KillReason.MARKED_FAILED),
+            ("success", KillReason.MARKED_SUCCESS),
+            ("restarting", KillReason.CLEARED),
+            ("", KillReason.TASK_INSTANCE_DELETED),
         ],
     )
     def test_airflow_stopped_the_task_so_the_batch_is_deleted(self, livy, store, state, why):
         livy.states_for_new = ["running"] * 10
         batch = self.waiting_batch(store, livy, policy(state))
-        with pytest.raises(LivyTaskStopped, match=f"deleted: .*{why}"):
+        with pytest.raises(LivyTaskStopped) as stopped:
             batch.wait(0.001)
+        assert (stopped.value.decision.reason, stopped.value.outcome) == (why, KillOutcome.DELETED)
         assert requests_sent(livy)[-2:] == ["GET /batches/0", "DELETE /batches/0"]
         assert livy.post_count == 1
 
@@ -434,16 +435,21 @@ class TestOnKill:
     def test_the_worker_goes_away_so_the_batch_is_kept(self, livy, store, state):
         livy.states_for_new = ["running"] * 10
         batch = self.waiting_batch(store, livy, policy(state))
-        with pytest.raises(LivyTaskStopped, match="kept"):
+        with pytest.raises(LivyTaskStopped) as stopped:
             batch.wait(0.001)
+        assert stopped.value.outcome is KillOutcome.KEPT
         assert "DELETE /batches/0" not in requests_sent(livy)
         assert stored(store).awaits_creation is False, "the record still names the batch for the retry"
 
     def test_the_worker_goes_away_on_the_last_try_so_the_batch_is_deleted(self, livy, store):
         livy.states_for_new = ["running"] * 10
         batch = self.waiting_batch(store, livy, policy("running", retry=False))
-        with pytest.raises(LivyTaskStopped, match="no retry follows"):
+        with pytest.raises(LivyTaskStopped) as stopped:
             batch.wait(0.001)
+        assert (stopped.value.decision.reason, stopped.value.outcome) == (
+            KillReason.LAST_TRY,
+            KillOutcome.DELETED,
+        )
         assert requests_sent(livy)[-1] == "DELETE /batches/0"
 
     @pytest.mark.parametrize(
@@ -467,8 +473,9 @@ class TestOnKill:
             LivyHook(), store=store, key=KEY, task=TASK, log=LOG, kill_policy=policy("failed")
         )
         livy.post_failure = lambda body: batch.on_kill(timed_out=False, executing=True)  # SIGTERM mid-POST
-        with pytest.raises(LivyTaskStopped, match="deleted"):
+        with pytest.raises(LivyTaskStopped) as stopped:
             batch.submit(SPARK)
+        assert stopped.value.outcome is KillOutcome.DELETED
         assert requests_sent(livy) == ["POST /batches", "GET /batches/0", "DELETE /batches/0"]
         assert (stored(store).batch_id, stored(store).final_state) == (0, "killed")
         next_try = durable(store, try_number=2)
@@ -482,8 +489,12 @@ class TestOnKill:
         batch.submit(SPARK)
         batch.on_kill(timed_out=False, executing=True)
         assert requests_sent(livy) == ["POST /batches", "DELETE /batches/0"]
-        with pytest.raises(LivyTaskStopped, match="deleted by this task's on_kill"):
+        with pytest.raises(LivyTaskStopped) as stopped:
             batch.wait(0.001)  # not a 404: the error says what happened
+        assert (stopped.value.decision.reason, stopped.value.outcome) == (
+            KillReason.NOT_DURABLE,
+            KillOutcome.DELETED,
+        )
 
 
 class TestStoppedBetweenHeartbeats:
@@ -497,8 +508,12 @@ class TestStoppedBetweenHeartbeats:
         )
         batch.submit(SPARK)
         livy.on_state_read = lambda body: batch.on_kill(timed_out=True, executing=True)
-        with pytest.raises(LivyTaskStopped, match="deleted: the task hit its execution_timeout"):
+        with pytest.raises(LivyTaskStopped) as stopped:
             batch.wait(0.001)
+        assert (stopped.value.decision.reason, stopped.value.outcome) == (
+            KillReason.TIMED_OUT,
+            KillOutcome.DELETED,
+        )
         assert requests_sent(livy)[-1] == "DELETE /batches/0"
 
     def test_a_write_refused_because_the_try_was_cleared_deletes_the_batch(self, livy, store):
@@ -517,8 +532,12 @@ class TestStoppedBetweenHeartbeats:
         )
         batch.submit(SPARK)
         cleared.refuse = True  # cleared before the app id is written
-        with pytest.raises(LivyTaskStopped, match="deleted: the task was cleared"):
+        with pytest.raises(LivyTaskStopped) as stopped:
             batch.wait(0.001)
+        assert (stopped.value.decision.reason, stopped.value.outcome) == (
+            KillReason.CLEARED,
+            KillOutcome.DELETED,
+        )
         assert requests_sent(livy)[-1] == "DELETE /batches/0"
 
     def test_a_write_refused_for_another_reason_is_just_an_error(self, livy, store):
@@ -540,6 +559,24 @@ class TestFencing:
         store.set(KEY, BatchRecord(name=our_name(), batch_id=3, owner_try=1).to_json())
         durable(store, try_number=2).resume(store.get(KEY))
         assert stored(store).owner_try == 2
+
+    def test_a_stale_try_that_is_killed_says_it_left_the_batch_alone(self, livy, store):
+        # Frozen while try 2 took the batch over, then resumed and SIGTERMed as "marked failed": the
+        # fence keeps it from deleting, and its error says so (not what it would have done).
+        old = DurableBatch(
+            LivyHook(), store=store, key=KEY, id_key=ID_KEY, task=TASK, log=LOG, kill_policy=policy("failed")
+        )
+        old.submit(SPARK)
+        store.set(KEY, BatchRecord(name=our_name(), batch_id=0, owner_try=2).to_json())  # try 2 reconnected
+        old.on_kill(timed_out=False, executing=True)
+        with pytest.raises(LivyTaskStopped) as stopped:
+            old.wait(0.001)
+        assert (stopped.value.decision.reason, stopped.value.outcome) == (
+            KillReason.MARKED_FAILED,
+            KillOutcome.TAKEN_OVER,
+        )
+        assert "a later try owns it" in str(stopped.value)
+        assert "DELETE /batches/0" not in requests_sent(livy)
 
     def test_a_stale_try_writes_nothing_and_stops_waiting(self, livy, store):
         livy.states_for_new = ["starting", "running", "running", "success"]

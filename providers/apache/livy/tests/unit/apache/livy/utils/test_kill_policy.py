@@ -23,7 +23,9 @@ import pytest
 from airflow.providers.apache.livy.utils.kill_policy import (
     GONE,
     KillAction,
+    KillDecision,
     KillPolicy,
+    KillReason,
     airflow_state_of,
     retry_follows,
 )
@@ -49,25 +51,46 @@ def policy(state: str | None, action: KillAction = KillAction.AUTO, retry: bool 
     ],
 )
 def test_auto_deletes_only_when_airflow_means_the_task_to_stop(state, retry, delete):
-    assert policy(state, retry=retry).on_sigterm()[0] is delete
+    assert policy(state, retry=retry).on_sigterm().delete is delete
 
 
 @pytest.mark.parametrize("state", ["failed", "running", None])
 def test_the_dag_can_choose(state):
-    assert policy(state, KillAction.DELETE_BATCH).on_sigterm()[0] is True
-    assert policy(state, KillAction.KEEP_BATCH).on_sigterm()[0] is False
+    assert policy(state, KillAction.DELETE_BATCH).on_sigterm() == KillDecision(True, KillReason.ALWAYS_DELETE)
+    assert policy(state, KillAction.KEEP_BATCH).on_sigterm() == KillDecision(False, KillReason.NEVER_DELETE)
 
 
 def test_a_timeout_deletes_unless_the_dag_keeps_batches():
-    assert policy("running").on_timeout()[0] is True
-    assert policy("running", KillAction.DELETE_BATCH).on_timeout()[0] is True
-    assert policy("running", KillAction.KEEP_BATCH).on_timeout()[0] is False
+    assert policy("running").on_timeout() == KillDecision(True, KillReason.TIMED_OUT)
+    assert policy("running", KillAction.DELETE_BATCH).on_timeout() == KillDecision(True, KillReason.TIMED_OUT)
+    assert policy("running", KillAction.KEEP_BATCH).on_timeout() == KillDecision(
+        False, KillReason.NEVER_DELETE
+    )
 
 
-def test_the_reason_names_what_happened():
-    assert "marked failed" in policy("failed").on_sigterm()[1]
-    assert "cleared" in policy("restarting").on_sigterm()[1]
-    assert "shutting down" in policy("running").on_sigterm()[1]
+@pytest.mark.parametrize(
+    ("state", "retry", "reason"),
+    [
+        ("failed", True, KillReason.MARKED_FAILED),
+        ("success", True, KillReason.MARKED_SUCCESS),
+        ("skipped", True, KillReason.MARKED_SKIPPED),
+        ("restarting", True, KillReason.CLEARED),
+        ("none", True, KillReason.CLEARED),
+        (GONE, True, KillReason.TASK_INSTANCE_DELETED),
+        ("up_for_retry", True, KillReason.NOT_RUNNING),
+        ("running", True, KillReason.WORKER_LEAVING),
+        ("running", False, KillReason.LAST_TRY),
+        (None, True, KillReason.INTENT_UNKNOWN),
+    ],
+)
+def test_the_reason_is_data(state, retry, reason):
+    assert policy(state, retry=retry).on_sigterm().reason is reason
+
+
+def test_an_unexpected_state_is_named_in_the_reason():
+    decision = policy("up_for_retry").on_sigterm()
+    assert (decision.delete, decision.state) == (True, "up_for_retry")
+    assert str(decision) == "Airflow no longer runs this try (it is up_for_retry)"
 
 
 def test_unknown_actions_are_refused():

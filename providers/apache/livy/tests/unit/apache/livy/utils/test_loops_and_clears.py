@@ -32,6 +32,7 @@ import pytest
 from airflow.providers.apache.livy.exceptions import LivyHttpError
 from airflow.providers.apache.livy.hooks.livy import LivyHook
 from airflow.providers.apache.livy.operators.livy import LivyOperator
+from airflow.providers.apache.livy.utils.batch_finder import MAX_EARLIER_RUNS
 from airflow.providers.apache.livy.utils.batch_record import (
     BatchRecord,
     LoopPosition,
@@ -39,7 +40,6 @@ from airflow.providers.apache.livy.utils.batch_record import (
     is_valid_batch_name,
 )
 from airflow.providers.apache.livy.utils.durable_batch import DurableBatch, TaskRun
-from airflow.providers.apache.livy.utils.earlier_run import MAX_EARLIER_RUNS
 from airflow.providers.apache.livy.utils.kill_policy import EarlierRunAction, KillAction, KillPolicy
 from airflow.providers.apache.livy.version_compat import AIRFLOW_V_3_3_PLUS as HAS_RESUMABLE_JOB_MIXIN
 from unit.apache.livy.task_context import FakeTaskInstance, MemoryTaskStateStore

@@ -44,7 +44,9 @@ from airflow.providers.apache.livy.links.livy import LIVY_LINKS, push_links
 from airflow.providers.apache.livy.utils.durable_batch import DurableBatch, ResumeDecision, TaskRun
 from airflow.providers.apache.livy.utils.kill_policy import (
     KillAction,
+    KillDecision,
     KillPolicy,
+    KillReason,
     airflow_state_of,
     retry_follows,
 )
@@ -363,7 +365,7 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
     def kill(self) -> None:
         """Delete this task's batch, unless Livy now uses its id for another batch."""
         if self._batch is not None:
-            self._batch.delete("LivyOperator.kill() was called")
+            self._batch.delete(KillDecision(True, KillReason.KILL_CALLED))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """
@@ -385,7 +387,7 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
             trigger = self._trigger_for(batch, int(event.get("redeferrals") or 0), report_links=False)
             self.defer(trigger=trigger, method_name="execute_complete")
         if event["status"] == "timeout":
-            batch.delete("the deferred task hit its execution_timeout")
+            batch.delete(KillDecision(True, KillReason.TIMED_OUT))
             raise AirflowException(event["response"])
         batch.record_final_state(event.get("state"))
         if event["status"] != "success":
@@ -472,7 +474,7 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
             auth_type=_async_auth_type(self._livy_conn_auth_type),
             batch_name=record.name,
             app_id=record.app_id,
-            on_kill_action=self.on_kill_action.on_user_action,
+            on_kill_action=self.on_kill_action.on_user_action.value,
             redeferrals=redeferrals,
             report_links=report_links,
             follow_log=not report_links,  # a trigger that ends at the links leaves the log to the worker

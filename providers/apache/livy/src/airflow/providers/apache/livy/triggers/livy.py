@@ -37,7 +37,8 @@ from airflow.providers.apache.livy.utils.batch_record import (
     app_links_of,
     validate_batch_id,
 )
-from airflow.providers.apache.livy.utils.log_stream import LIVE_PAGE_SIZE, LogStream, page_lines
+from airflow.providers.apache.livy.utils.kill_policy import KillAction
+from airflow.providers.apache.livy.utils.log_stream import LIVE_PAGE_SIZE, LogFollower
 from airflow.providers.apache.livy.utils.redaction import redact_spark_params
 from airflow.providers.apache.livy.utils.states import BatchOutcome, batch_outcome
 
@@ -57,13 +58,13 @@ def import_class(path: str | type | None) -> Any:
     return getattr(importlib.import_module(module_name), attribute)
 
 
-ON_KILL_ACTIONS = ("delete_batch", "keep_batch")
-"""What :meth:`LivyTrigger.on_kill` does with the batch when a user acts on the deferred task."""
+ON_KILL_ACTIONS = (KillAction.DELETE_BATCH.value, KillAction.KEEP_BATCH.value)
+"""What :meth:`LivyTrigger.on_kill` may do with the batch when a user acts on the deferred task."""
 _DEFAULTS: dict[str, Any] = {
     "auth_type": None,
     "batch_name": None,
     "app_id": None,
-    "on_kill_action": "delete_batch",
+    "on_kill_action": KillAction.DELETE_BATCH.value,
     "redeferrals": 0,
     "report_links": False,
     "follow_log": False,
@@ -148,7 +149,7 @@ class LivyTrigger(BaseTrigger):
         auth_type: type | str | None = None,
         batch_name: str | None = None,
         app_id: str | None = None,
-        on_kill_action: str = "delete_batch",
+        on_kill_action: str = KillAction.DELETE_BATCH.value,
         redeferrals: int = 0,
         report_links: bool = False,
         follow_log: bool = False,
@@ -169,12 +170,12 @@ class LivyTrigger(BaseTrigger):
         self._auth_type = class_path(auth_type)
         self._batch_name = batch_name
         self._app_id = app_id
-        self._on_kill_action = on_kill_action
+        self._on_kill_action = KillAction(on_kill_action).value
         self._redeferrals = redeferrals
         self._report_links = report_links
         self._follow_log = follow_log
         self._log_cursor = log_cursor
-        self._log_stream: LogStream | None = None
+        self._log_follower: LogFollower | None = None
         self._app_info: dict[str, Any] | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -239,8 +240,8 @@ class LivyTrigger(BaseTrigger):
 
     def _log_progress(self) -> dict[str, Any]:
         """``{"log_cursor": ...}`` while following the log, so the worker shows only the rest."""
-        if self._log_stream is not None:
-            return {"log_cursor": self._log_stream.cursor}
+        if self._log_follower is not None:
+            return {"log_cursor": self._log_follower.cursor}
         return {"log_cursor": self._log_cursor} if self._follow_log else {}
 
     async def poll_for_termination(self, batch_id: int | str) -> dict[str, Any]:
@@ -324,25 +325,16 @@ class LivyTrigger(BaseTrigger):
         """Read Livy's log once and log the lines not shown yet; stop following it if it cannot be read."""
         if not self._follow_log:
             return
-        stream = self._log_stream or LogStream(self._log_cursor)
-        self._log_stream = stream
+        follower = self._log_follower or LogFollower(self._log_cursor, self.log, f"Livy batch {batch_id}")
+        self._log_follower = follower
         result = await hook.get_batch_logs(batch_id, 0, LIVE_PAGE_SIZE)
         try:
             if result["status"] != "success":
                 raise ValueError(result["response"])
-            update = stream.update(page_lines(result["response"]))
+            follower.show(result["response"])
         except ValueError as error:
             self._follow_log = False
             self.log.warning("Not following the log of Livy batch %s: %s", batch_id, error)
-            return
-        for section in update.lost:
-            self.log.warning(
-                "Some %s lines of Livy batch %s were lost: Livy's log buffer moved on before they were shown",
-                section,
-                batch_id,
-            )
-        for line in update.lines:
-            self.log.info(line)
 
     def _finished(self, batch_id: int | str, state: str) -> dict[str, Any]:
         if batch_outcome(state) is BatchOutcome.SUCCEEDED:
@@ -374,7 +366,7 @@ class LivyTrigger(BaseTrigger):
             self.log.warning("Could not delete Livy batch %s: %r", self._batch_id, error)
 
     async def _kill_batch(self) -> None:
-        if self._on_kill_action == "keep_batch":
+        if self._on_kill_action == KillAction.KEEP_BATCH:
             self.log.info("Keeping Livy batch %s running: on_kill_action=keep_batch", self._batch_id)
             return
         batch_id = validate_batch_id(self._batch_id)

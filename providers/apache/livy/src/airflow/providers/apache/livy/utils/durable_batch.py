@@ -29,7 +29,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.exceptions import AirflowException
 
@@ -42,23 +42,28 @@ from airflow.providers.apache.livy.exceptions import (
     LivyError,
     LivyTaskStopped,
 )
+from airflow.providers.apache.livy.utils.batch_finder import BatchFinder
 from airflow.providers.apache.livy.utils.batch_record import (
     BatchRecord,
-    Identity,
     IdentityChecks,
     LoopPosition,
-    NotOurRecord,
     batch_name,
 )
-from airflow.providers.apache.livy.utils.earlier_run import earlier_run_batches
-from airflow.providers.apache.livy.utils.kill_policy import RUNNING, EarlierRunAction, KillPolicy
+from airflow.providers.apache.livy.utils.kill_policy import (
+    RUNNING,
+    EarlierRunAction,
+    KillDecision,
+    KillOutcome,
+    KillPolicy,
+    KillReason,
+)
 from airflow.providers.apache.livy.utils.log_stream import (
     LIVE_PAGE_SIZE,
     LogCursorError,
-    LogStream,
-    page_lines,
+    LogFollower,
     validate_cursor,
 )
+from airflow.providers.apache.livy.utils.record_store import RecordStore, TaskStateStore, parse_stored
 from airflow.providers.apache.livy.utils.states import BatchOutcome, BatchState, batch_outcome
 
 if TYPE_CHECKING:
@@ -104,14 +109,6 @@ _DECISION_FOR = {
     BatchOutcome.SUCCEEDED: ResumeDecision.RETURN_RESULT,
     BatchOutcome.FAILED: ResumeDecision.SUBMIT,
 }
-
-
-class TaskStateStore(Protocol):
-    """The part of Airflow 3.3's ``task_state_store`` this module uses."""
-
-    def get(self, key: str, default: Any = None) -> Any: ...
-
-    def set(self, key: str, value: Any) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,8 +229,15 @@ class DurableBatch:
         self.hook = hook
         self.store = store
         self.key = key
-        self.id_key = id_key
         self.task = task
+        self.finder = BatchFinder(hook, log)
+        self.records = (
+            None
+            if store is None
+            else RecordStore(
+                store, key, id_key=id_key, try_number=None if task is None else task.try_number, log=log
+            )
+        )
         self.log = log
         self.retry_args = retry_args
         self.kill_policy = kill_policy or KillPolicy()
@@ -241,13 +245,12 @@ class DurableBatch:
         self._verified = False
         self._logs_shown = False
         self._delivered = False
-        self._warned_unnamed = False
         self._kill_requested: str | None = None
-        self._deleted_because: str | None = None
+        self._deleted_because: KillDecision | None = None
         self._publish_links = publish_links
         self._published_links: dict[str, str] = {}
         self._follow_log = follow_log
-        self._log_stream: LogStream | None = None
+        self._log_follower: LogFollower | None = None
         self._last_state: str | None = None
 
     # ---- Resuming what an earlier try left -----------------------------------------------------
@@ -342,7 +345,7 @@ class DurableBatch:
 
     def _stored_record(self) -> BatchRecord | None:
         """The record stored under :attr:`key` (``None`` without a store, or if it is not ours)."""
-        return None if self.store is None else self._parse(self.store.get(self.key))
+        return None if self.records is None else self.records.read()
 
     @property
     def batch_id(self) -> int | None:
@@ -359,11 +362,12 @@ class DurableBatch:
         try finds the batch by name whatever happens to this worker or to the POST's reply; a
         submission whose batch was never seen is posted again under the same name.
         """
-        if self.store is None or self.task is None:
+        records = self.records
+        if records is None or self.task is None:
             self.record = _record_of_posted(self.hook.post_batch(**batch_kwargs))
         else:
-            previous = self._stored_record() or self._legacy_zero()
-            if previous is not None and not self._mixin_decided() and self._resumed(previous):
+            previous = records.read() or records.legacy_zero()
+            if previous is not None and not records.mixin_decided() and self._resumed(previous):
                 return self._current
             if previous is None and self._adopted_earlier_run_batch(batch_kwargs.get("name")):
                 return self._current
@@ -385,7 +389,7 @@ class DurableBatch:
         """
         assert self.task is not None, "a durable submission needs the task run"
         action = self.kill_policy.action.on_earlier_run_batch
-        for record in earlier_run_batches(self.hook, self.task, prefix):
+        for record in self.finder.earlier_run_batches(self.task, prefix):
             if action is EarlierRunAction.ADOPT:
                 self.log.warning(
                     "An earlier run of this task left Livy %s running; adopting it (on_kill_action=%r)",
@@ -437,7 +441,7 @@ class DurableBatch:
         """
         self._save(record.rejected())
         try:
-            zombie = self._find_by_name(record.name)
+            zombie = self.finder.by_name(record.name)
             if zombie is not None:
                 self.log.warning(
                     "Deleting batch %s that Livy left behind after refusing it", zombie.get("id")
@@ -445,21 +449,6 @@ class DurableBatch:
                 self.hook.delete_batch(zombie["id"])
         except LivyError as error:
             self.log.warning("Could not check for a batch Livy left behind under %r: %s", record.name, error)
-
-    def _mixin_decided(self) -> bool:
-        """
-        Whether the mixin read a batch id, asked about it, and chose to submit anew.
-
-        The mixin submits when it holds no id (nothing stored, or batch 0: it tests truthiness), or
-        when ``get_job_status`` said the batch is neither active nor succeeded (whoever implements
-        that method).
-        """
-        return self.id_key is not None and self.store is not None and bool(self.store.get(self.id_key))
-
-    def _legacy_zero(self) -> BatchRecord | None:
-        """Batch 0 stored as the id (the mixin skips a stored ``0``, the first id after every Livy start)."""
-        stored = None if self.id_key is None or self.store is None else self.store.get(self.id_key)
-        return BatchRecord.of_batch(0) if stored == 0 and not isinstance(stored, bool) else None
 
     def _resumed(self, previous: BatchRecord) -> bool:
         """
@@ -686,25 +675,17 @@ class DurableBatch:
         """
         if not self._follow_log:
             return
-        stream = self._log_stream or LogStream(self._current.log_cursor)
-        self._log_stream = stream
+        record = self._current
+        follower = self._log_follower or LogFollower(record.log_cursor, self.log, record.describe())
+        self._log_follower = follower
         try:
-            lines = page_lines(self.hook.get_batch_logs(self._current_id, 0, LIVE_PAGE_SIZE))
+            shown = follower.show(self.hook.get_batch_logs(self._current_id, 0, LIVE_PAGE_SIZE))
         except (LivyError, ValueError, OSError) as error:
             self._follow_log = False
-            self.log.warning("Not following the log of %s: %s", self._current.describe(), error)
+            self.log.warning("Not following the log of %s: %s", record.describe(), error)
             return
-        update = stream.update(lines)
-        for section in update.lost:
-            self.log.warning(
-                "Some %s lines of %s were lost: Livy's log buffer moved on before they were shown",
-                section,
-                self._current.describe(),
-            )
-        for line in update.lines:
-            self.log.info(line)
-        if update.lines:
-            self._update(self._current.with_log_cursor(stream.cursor))
+        if shown:
+            self._update(self._current.with_log_cursor(follower.cursor))
 
     def record_seen(self, batch: Mapping[str, Any]) -> None:
         """Take what a trigger read of the batch (app id, app links); push the links if new."""
@@ -719,7 +700,7 @@ class DurableBatch:
             self.log.warning("Ignoring the trigger's log cursor: %s", error)
             return
         if cursor:
-            self._log_stream = None
+            self._log_follower = None
             self._update(self._current.with_log_cursor(cursor))
 
     # ---- Killing -------------------------------------------------------------------------------
@@ -736,13 +717,13 @@ class DurableBatch:
         if self.record is None:
             return
         if self.store is None:
-            self.delete("durable=False, as provider 4.6.4 did")
+            self.delete(KillDecision(True, KillReason.NOT_DURABLE))
         elif executing:
             self._kill_requested = "timeout" if timed_out else "sigterm"
         else:
-            self._act(*self._kill_decision(timed_out))
+            self._act(self._kill_decision(timed_out))
 
-    def _kill_decision(self, timed_out: bool) -> tuple[bool, str]:
+    def _kill_decision(self, timed_out: bool) -> KillDecision:
         return self.kill_policy.on_timeout() if timed_out else self.kill_policy.on_sigterm()
 
     def _honour_kill_request(self) -> None:
@@ -750,158 +731,112 @@ class DurableBatch:
         if self._kill_requested is None:
             return
         timed_out, self._kill_requested = self._kill_requested == "timeout", None
-        outcome = self._act(*self._kill_decision(timed_out))
-        raise LivyTaskStopped(f"The task was killed and Livy {self._current.describe()} {outcome}")
+        self._stop("The task was killed", self._kill_decision(timed_out))
 
-    def _act(self, delete: bool, why: str) -> str:
-        """Delete or keep the batch as decided; return what became of it, for the try's error."""
-        if not delete:
-            self.log.warning("Keeping Livy %s: %s", self._current.describe(), why)
-            return f"was kept: {why}"
+    def _stop(self, what: str, decision: KillDecision, cause: Exception | None = None) -> NoReturn:
+        """Act on ``decision`` and stop the try with an error that says what became of the batch."""
+        outcome = self._act(decision)
+        message = f"{what} and Livy {self._current.describe()} {outcome.value} ({decision})"
+        raise LivyTaskStopped(message, decision=decision, outcome=outcome) from cause
+
+    def _act(self, decision: KillDecision) -> KillOutcome:
+        """Delete or keep the batch as decided; return what became of it."""
+        if not decision.delete:
+            self.log.warning("Keeping Livy %s: %s", self._current.describe(), decision)
+            return KillOutcome.KEPT
         try:
-            self.delete(why)
+            return self.delete(decision)
         except LivyError as error:
-            self.log.error("Could not delete Livy %s (%s): %s", self._current.describe(), why, error)
-            return f"could not be deleted ({error}): {why}"
-        return f"was deleted: {why}"
+            self.log.error("Could not delete Livy %s (%s): %s", self._current.describe(), decision, error)
+            return KillOutcome.NOT_DELETED
 
-    def delete(self, why: str) -> None:
+    def delete(self, decision: KillDecision) -> KillOutcome:
         """
-        Delete the batch, saying why; only this try's own batch (by name), and only if it owns it.
+        Delete the batch as ``decision`` says; only this try's own batch (by name), and only if it owns it.
 
         Before Livy answered the POST the batch is found by the name written ahead.
         """
         record = self.record
         if record is None:
-            return
+            return KillOutcome.NEVER_CREATED
         try:
             self._fence()
         except LivyBatchTakenOver as taken_over:
             self.log.warning("Not deleting Livy %s: %s", record.describe(), taken_over)
-            return
+            return KillOutcome.TAKEN_OVER
         batch_id = record.batch_id
         if batch_id is None:
-            found = self._find_by_name(record.name)
+            found = self.finder.by_name(record.name)
             batch_id = None if found is None else found.get("id")
-        elif record.name is not None and not self._still_ours(record):
-            return
+        elif record.name is not None and (not_ours := self._why_not_ours(record)) is not None:
+            return not_ours
         if batch_id is None:
             self.log.info("Livy holds no batch %s; nothing to delete", record.describe())
-            return
-        self.log.warning("Deleting Livy %s: %s", record.describe(), why)
-        self._deleted_because = why
+            return KillOutcome.NEVER_CREATED
+        self.log.warning("Deleting Livy %s: %s", record.describe(), decision)
+        self._deleted_because = decision
         self.hook.delete_batch(batch_id)
         self._remember_deleted(record, batch_id)
+        return KillOutcome.DELETED
 
     def _remember_deleted(self, record: BatchRecord, batch_id: int) -> None:
         """Record the deleted batch as ``killed``, so no later try adopts it or posts its name again."""
-        if record.is_finished or self.store is None:
+        if record.is_finished or self.records is None:
             return
         killed = (record if record.batch_id is not None else record.created(batch_id)).finished("killed")
         self.record = killed
         try:
-            self.store.set(self.key, killed.to_json())
+            self.records.store.set(self.key, killed.to_json())
         except Exception as error:  # a try Airflow stopped may no longer write; the DELETE is done
             self.log.warning("Could not record that %s was deleted: %s", record.describe(), error)
 
-    def _still_ours(self, record: BatchRecord) -> bool:
+    def _why_not_ours(self, record: BatchRecord) -> KillOutcome | None:
+        """Why the batch under the record's id must not be deleted (gone, another's); ``None`` if ours."""
         assert record.batch_id is not None
         try:
             batch = self.hook.get_batch(record.batch_id)
         except LivyBatchNotFound:
             self.log.info("%s is already gone; nothing to delete", record.describe())
-            return False
-        if not self._is_ours(record, batch):
+            return KillOutcome.ALREADY_GONE
+        if not self.finder.is_ours(record, batch):
             self.log.warning(
                 "Not deleting Livy batch %s: it is now %r, not ours", record.batch_id, batch.get("name")
             )
-            return False
-        return True
+            return KillOutcome.NOT_OURS
+        return None
 
     def _raise_if_deleted_by_kill(self) -> None:
         if self._deleted_because is not None:
+            describe, why = self._current.describe(), self._deleted_because
             raise LivyTaskStopped(
-                f"Livy {self._current.describe()} was deleted by this task's on_kill: {self._deleted_because}"
+                f"Livy {describe} was deleted by this task's on_kill ({why})",
+                decision=self._deleted_because,
+                outcome=KillOutcome.DELETED,
             )
 
     def _fence(self) -> None:
         """Raise if a later try has taken the batch over: this try is stale and must not touch it."""
-        if self.task is None or self.store is None:
-            return
-        try:
-            stored = self._parse(self.store.get(self.key))
-        except Exception as error:  # the record cannot be read: nothing says a later try took over
-            self.log.warning("Could not read the record to check who owns the batch: %s", error)
-            return
-        if stored is not None and stored.is_owned_by_a_try_after(self.task.try_number):
-            raise LivyBatchTakenOver(
-                f"try {self.task.try_number} no longer owns Livy {stored.describe()}: try "
-                f"{stored.owner_try} took it over, so this try stops and leaves the batch alone"
-            )
+        if self.records is not None:
+            self.records.fence()
 
     # ---- Identity ------------------------------------------------------------------------------
 
     def _read_own_batch(self) -> dict[str, Any]:
         """Read the batch and check it still is ours; raise if Livy reused its id."""
-        record = self._current
-        batch = self.hook.get_batch(self._current_id)
-        if not self._is_ours(record, batch):
-            raise LivyBatchReplaced(
-                f"Livy batch {record.batch_id} is now {batch.get('name')!r}, not {record.describe()}: "
-                "Livy restarted and reused the id, and our batch is lost"
-            )
+        batch = self.finder.read_own(self._current)
         self._verified = True
-        self._update(record.seen(batch))
+        self._update(self._current.seen(batch))
         return batch
 
     def _locate(self, record: BatchRecord) -> dict[str, Any] | None:
         """Livy's batch for ``record``, checked to be ours (by id, else by name), or ``None``."""
-        if record.batch_id is None:
-            return self._adopt_by_name(record)
-        try:
-            batch = self.hook.get_batch(record.batch_id)
-        except LivyBatchNotFound:
-            self.log.warning("Livy no longer knows %s; looking it up by name", record.describe())
-            return self._adopt_by_name(record)
-        if self._is_ours(record, batch):
-            self._verified = True
-            self._update(record.seen(batch))
-            return batch
-        self.log.warning(
-            "Livy's batch %s is now %r, not %s: Livy restarted and reused the id. Leaving it alone.",
-            record.batch_id,
-            batch.get("name"),
-            record.describe(),
-        )
-        return self._adopt_by_name(record)
-
-    def _adopt_by_name(self, record: BatchRecord) -> dict[str, Any] | None:
-        batch = self._find_by_name(record.name)
-        if batch is None:
+        located = self.finder.locate(record)
+        if located is None:
             return None
-        self._save(record.found(batch))
+        known, batch = located
         self._verified = True
-        self.log.info("Found batch %r under id %s", record.name, batch.get("id"))
+        self._update(known)
         return batch
-
-    def _find_by_name(self, name: str | None) -> dict[str, Any] | None:
-        if name is None:
-            return None
-        try:
-            return self.hook.get_batch_by_name(name)
-        except LivyBatchNotFound:
-            return None
-
-    def _is_ours(self, record: BatchRecord, batch: Mapping[str, Any]) -> bool:
-        identity = record.identify(batch)
-        if identity is Identity.UNNAMED and not self._warned_unnamed:
-            self._warned_unnamed = True
-            self.log.warning(
-                "Livy returns no name for %s: this server does not echo batch names, so its identity is "
-                "checked by Spark application id only",
-                record.describe(),
-            )
-        return identity is not Identity.OTHER
 
     # ---- The record ----------------------------------------------------------------------------
 
@@ -920,10 +855,11 @@ class DurableBatch:
 
     def _save(self, record: BatchRecord) -> None:
         """Store ``record`` (the whole record), unless a later try owns the batch now."""
-        if self.store is not None:
-            self._fence()
+        if self.records is not None:
             try:
-                self.store.set(self.key, record.to_json())
+                self.records.write(record)
+            except LivyBatchTakenOver:
+                raise
             except Exception as error:
                 self._stop_if_airflow_stopped_this_try(error)
                 raise
@@ -939,10 +875,7 @@ class DurableBatch:
         state = self.kill_policy.airflow_state()
         if state is None or state == RUNNING:
             return
-        outcome = self._act(*self.kill_policy.on_sigterm())
-        raise LivyTaskStopped(
-            f"Airflow stopped this try and Livy {self._current.describe()} {outcome}"
-        ) from error
+        self._stop("Airflow stopped this try", self.kill_policy.on_sigterm(), cause=error)
 
     def _update(self, record: BatchRecord) -> None:
         """Save ``record`` if it differs from the current one."""
@@ -950,16 +883,8 @@ class DurableBatch:
             self._save(record)
 
     def _parse(self, value: Any) -> BatchRecord | None:
-        """Read a stored value; one that is not ours is logged and treated as nothing stored."""
-        if value is None:
-            return None
-        try:
-            return BatchRecord.from_stored(value)
-        except NotOurRecord as reason:
-            self.log.warning(
-                "Ignoring the value stored under %r (%s); treating it as nothing stored", self.key, reason
-            )
-            return None
+        """Read a value the mixin handed over; one that is not ours is logged and taken as nothing."""
+        return parse_stored(value, self.key, self.log)
 
 
 def _are_ints(*values: Any) -> bool:

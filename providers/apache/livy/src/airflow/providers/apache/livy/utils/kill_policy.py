@@ -33,13 +33,15 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
-RUNNING = "running"
+from airflow.providers.common.compat.sdk import TaskInstanceState
+
+RUNNING = TaskInstanceState.RUNNING.value
 GONE = ""
 """What :func:`airflow_state_of` returns when the API server no longer has the task instance."""
 
 
 class KillAction(StrEnum):
-    """``LivyOperator(on_kill_action=...)``: what ``on_kill`` does with the batch."""
+    """``LivyOperator(on_kill_action=...)``: what killing the task does with the batch (and the trigger's)."""
 
     AUTO = "auto"
     """Delete the batch when Airflow means the task to stop; keep it when the worker goes away."""
@@ -49,9 +51,9 @@ class KillAction(StrEnum):
     """Never delete the batch; a retry or a re-run reconnects to it."""
 
     @property
-    def on_user_action(self) -> str:
+    def on_user_action(self) -> KillAction:
         """What ``LivyTrigger.on_kill`` does when a user marks the deferred task or clears it."""
-        return self.KEEP_BATCH if self is KillAction.KEEP_BATCH else self.DELETE_BATCH
+        return KillAction.KEEP_BATCH if self is KillAction.KEEP_BATCH else KillAction.DELETE_BATCH
 
     @property
     def on_earlier_run_batch(self) -> EarlierRunAction:
@@ -73,14 +75,64 @@ class EarlierRunAction(StrEnum):
     """``on_kill_action="keep_batch"``: the re-run reconnects to the old batch instead of submitting."""
 
 
+class KillReason(StrEnum):
+    """Why a killed try deletes its batch or keeps it; the value is what the log and the error say."""
+
+    MARKED_FAILED = "the task was marked failed"
+    MARKED_SUCCESS = "the task was marked success"
+    MARKED_SKIPPED = "the task was marked skipped"
+    CLEARED = "the task was cleared"
+    TASK_INSTANCE_DELETED = "the task instance or its dag run was deleted"
+    NOT_RUNNING = "Airflow no longer runs this try"
+    TIMED_OUT = "the task hit its execution_timeout"
+    ALWAYS_DELETE = "on_kill_action='delete_batch'"
+    NEVER_DELETE = "on_kill_action='keep_batch'"
+    INTENT_UNKNOWN = "the API server cannot be reached, so Airflow's intent is unknown; a retry reconnects"
+    LAST_TRY = "the worker is shutting down and no retry follows"
+    WORKER_LEAVING = "the worker is shutting down; the retry reconnects to the batch"
+    NOT_DURABLE = "durable=False, as provider 4.6.4 did"
+    KILL_CALLED = "LivyOperator.kill() was called"
+
+
+@dataclasses.dataclass(frozen=True)
+class KillDecision:
+    """Whether a killed try deletes its batch, and why."""
+
+    delete: bool
+    reason: KillReason
+    state: str | None = None
+    """The task instance's state as the API server held it, where the reason rests on it."""
+
+    def __str__(self) -> str:
+        if self.reason is KillReason.NOT_RUNNING and self.state is not None:
+            return f"{self.reason.value} (it is {self.state})"
+        return self.reason.value
+
+
+class KillOutcome(StrEnum):
+    """What became of the batch when a try acted on a kill; the value completes "Livy batch N ..."."""
+
+    DELETED = "was deleted"
+    KEPT = "was kept"
+    ALREADY_GONE = "was already gone"
+    NEVER_CREATED = "was never created"
+    NOT_OURS = "was left alone: Livy now uses its id for another batch"
+    TAKEN_OVER = "was left alone: a later try owns it"
+    NOT_DELETED = "could not be deleted"
+
+
+CLEARED = "none"
+"""What :func:`airflow_state_of` returns for a task instance without a state: cleared, not yet queued."""
+
 _STOPPED_BY_AIRFLOW = {
-    "failed": "the task was marked failed",
-    "success": "the task was marked success",
-    "skipped": "the task was marked skipped",
-    "restarting": "the task was cleared",
-    "none": "the task was cleared",
-    GONE: "the task instance or its dag run was deleted",
+    TaskInstanceState.FAILED.value: KillReason.MARKED_FAILED,
+    TaskInstanceState.SUCCESS.value: KillReason.MARKED_SUCCESS,
+    TaskInstanceState.SKIPPED.value: KillReason.MARKED_SKIPPED,
+    TaskInstanceState.RESTARTING.value: KillReason.CLEARED,
+    CLEARED: KillReason.CLEARED,
+    GONE: KillReason.TASK_INSTANCE_DELETED,
 }
+"""The states of a task instance that mean Airflow stopped it, and what each means."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,29 +150,26 @@ class KillPolicy:
     airflow_state: Callable[[], str | None] = lambda: None
     retry_follows: bool = True
 
-    def on_timeout(self) -> tuple[bool, str]:
-        """``(delete?, why)`` when the try hit its ``execution_timeout``."""
+    def on_timeout(self) -> KillDecision:
+        """The decision when the try hit its ``execution_timeout``."""
         if self.action is KillAction.KEEP_BATCH:
-            return False, "on_kill_action='keep_batch'"
-        return True, "the task hit its execution_timeout"
+            return KillDecision(False, KillReason.NEVER_DELETE)
+        return KillDecision(True, KillReason.TIMED_OUT)
 
-    def on_sigterm(self) -> tuple[bool, str]:
-        """``(delete?, why)`` when the try was sent SIGTERM."""
+    def on_sigterm(self) -> KillDecision:
+        """The decision when the try was sent SIGTERM."""
         if self.action is KillAction.DELETE_BATCH:
-            return True, "on_kill_action='delete_batch'"
+            return KillDecision(True, KillReason.ALWAYS_DELETE)
         if self.action is KillAction.KEEP_BATCH:
-            return False, "on_kill_action='keep_batch'"
+            return KillDecision(False, KillReason.NEVER_DELETE)
         state = self.airflow_state()
         if state is None:
-            return (
-                False,
-                "the API server cannot be reached, so Airflow's intent is unknown; a retry reconnects",
-            )
+            return KillDecision(False, KillReason.INTENT_UNKNOWN)
         if state != RUNNING:
-            return True, _STOPPED_BY_AIRFLOW.get(state, f"Airflow no longer runs this try (it is {state})")
+            return KillDecision(True, _STOPPED_BY_AIRFLOW.get(state, KillReason.NOT_RUNNING), state)
         if not self.retry_follows:
-            return True, "the worker is shutting down and no retry follows"
-        return False, "the worker is shutting down; the retry reconnects to the batch"
+            return KillDecision(True, KillReason.LAST_TRY)
+        return KillDecision(False, KillReason.WORKER_LEAVING)
 
 
 def airflow_state_of(ti: Any) -> str | None:
@@ -147,7 +196,7 @@ def airflow_state_of(ti: Any) -> str | None:
     if key not in run_states:
         return GONE
     state = run_states[key]
-    return "none" if state is None else str(getattr(state, "value", state))
+    return CLEARED if state is None else str(getattr(state, "value", state))
 
 
 def retry_follows(ti: Any) -> bool:

@@ -172,3 +172,44 @@ class LogStream:
             new_lines.extend(section[start:])
             self._sections[name] = _advanced(cursor, section, len(section) - start)
         return LogUpdate(new_lines, lost)
+
+
+class LogFollower:
+    """
+    Shows the new lines of each log page of one batch in a log (the task's, or the trigger's).
+
+    The one follower of the worker and the triggerer: a :class:`LogStream` says which lines are new,
+    and what Livy's ring dropped before it was read is reported once per page.
+
+    :param cursor: how far an earlier reader showed the log (:attr:`LogStream.cursor`), if any.
+    :param log: where the lines go.
+    :param describe: names the batch in the warnings.
+    """
+
+    def __init__(self, cursor: Mapping[str, Any] | None, log: Any, describe: str) -> None:
+        self._stream = LogStream(cursor)
+        self._log = log
+        self._describe = describe
+
+    @property
+    def cursor(self) -> dict[str, list[Any]]:
+        """How far the log has been shown."""
+        return self._stream.cursor
+
+    def show(self, page: Any) -> bool:
+        """
+        Show the lines of ``page`` (one ``GET /batches/{id}/log`` reply) not shown yet.
+
+        :return: whether any were.
+        :raises ValueError: ``page`` is not a log page.
+        """
+        update = self._stream.update(page_lines(page))
+        for section in update.lost:
+            self._log.warning(
+                "Some %s lines of %s were lost: Livy's log buffer moved on before they were shown",
+                section,
+                self._describe,
+            )
+        for line in update.lines:
+            self._log.info(line)
+        return bool(update.lines)
