@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import json
+import pkgutil
 import subprocess
 import sys
 import warnings
@@ -41,20 +42,17 @@ from airflow.providers.apache.livy.get_provider_info import get_provider_info
 from airflow.providers.apache.livy.version_compat import AIRFLOW_V_3_3_PLUS
 from unit.apache.livy.task_context import FakeTaskInstance
 
-PUBLIC_MODULES = [
-    "airflow.providers.apache.livy",
-    "airflow.providers.apache.livy.exceptions",
-    "airflow.providers.apache.livy.get_provider_info",
-    "airflow.providers.apache.livy.hooks.livy",
-    "airflow.providers.apache.livy.operators.livy",
-    "airflow.providers.apache.livy.sensors.livy",
-    "airflow.providers.apache.livy.triggers.livy",
-    "airflow.providers.apache.livy.utils.batch_record",
-    "airflow.providers.apache.livy.utils.durable_batch",
-    "airflow.providers.apache.livy.utils.redaction",
-    "airflow.providers.apache.livy.utils.states",
-    "airflow.providers.apache.livy.version_compat",
-]
+PUBLIC_MODULES = sorted(
+    {"airflow.providers.apache.livy"}
+    | {
+        module.name
+        for module in pkgutil.walk_packages(
+            importlib.import_module("airflow.providers.apache.livy").__path__,
+            "airflow.providers.apache.livy.",
+        )
+    }
+)
+"""Every module of the provider: each must import on every supported Airflow."""
 
 RELEASED_NAMES = {
     "airflow.providers.apache.livy.hooks.livy": [

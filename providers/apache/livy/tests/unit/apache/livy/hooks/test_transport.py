@@ -42,9 +42,8 @@ from airflow.providers.apache.livy.hooks._transport import (
     LogPager,
     is_livy_not_found,
     is_refusal,
-    is_transient_status,
-    is_transient_transport_error,
-    read_livy_reply,
+    is_transient,
+    read_response,
     read_retry_args,
     request_headers,
     require_field,
@@ -91,7 +90,7 @@ def test_caller_csrf_value_is_kept():
 @pytest.mark.parametrize("status", [200, 201, 204, 299])
 @pytest.mark.parametrize("body", [{"id": 1, "state": "running"}, [1, 2], "bare", None])
 def test_2xx_json_is_returned(status, body):
-    assert read_livy_reply(status, json.dumps(body), method="GET", endpoint="/batches/1") == body
+    assert read_response(response(status, json.dumps(body)), method="GET", endpoint="/batches/1") == body
 
 
 @pytest.mark.parametrize(
@@ -109,8 +108,11 @@ def test_2xx_json_is_returned(status, body):
 )
 def test_error_statuses_are_typed(status, error_class):
     with pytest.raises(error_class) as error:
-        read_livy_reply(
-            status, json.dumps({"msg": f"livy says {status}"}), method="GET", endpoint="/batches/3", batch=3
+        read_response(
+            response(status, json.dumps({"msg": f"livy says {status}"})),
+            method="GET",
+            endpoint="/batches/3",
+            batch=3,
         )
     assert type(error.value) is error_class
     assert isinstance(error.value, LivyError)
@@ -142,7 +144,7 @@ LIVY_NOT_FOUND_BODIES = [
 def test_livys_own_not_found_is_batch_not_found(body, endpoint):
     assert is_livy_not_found(body, endpoint)
     with pytest.raises(LivyBatchNotFound) as error:
-        read_livy_reply(404, body, method="GET", endpoint=endpoint, batch=3)
+        read_response(response(404, body), method="GET", endpoint=endpoint, batch=3)
     assert error.value.http_status == 404
     assert error.value.endpoint == endpoint
 
@@ -179,7 +181,7 @@ def test_livys_own_not_found_is_batch_not_found(body, endpoint):
 def test_any_other_404_is_a_plain_http_error(body, endpoint):
     assert not is_livy_not_found(body, endpoint)
     with pytest.raises(LivyHttpError) as error:
-        read_livy_reply(404, body, method="GET", endpoint=endpoint, batch=3)
+        read_response(response(404, body), method="GET", endpoint=endpoint, batch=3)
     assert type(error.value) is LivyHttpError
     assert error.value.http_status == 404
     assert error.value.endpoint == endpoint
@@ -188,15 +190,15 @@ def test_any_other_404_is_a_plain_http_error(body, endpoint):
 
 def test_not_found_text_on_another_status_is_not_batch_not_found():
     with pytest.raises(LivyHttpError) as error:
-        read_livy_reply(
-            500, json.dumps({"msg": "Session '3' not found."}), method="GET", endpoint="/batches/3"
+        read_response(
+            response(500, json.dumps({"msg": "Session '3' not found."})), method="GET", endpoint="/batches/3"
         )
     assert type(error.value) is LivyHttpError
 
 
 def test_error_without_a_batch_names_livy():
     with pytest.raises(LivyHttpError) as error:
-        read_livy_reply(500, '{"msg": "boom"}', method="GET", endpoint="/version")
+        read_response(response(500, '{"msg": "boom"}'), method="GET", endpoint="/version")
     assert error.value.batch is None
     assert "/version" in str(error.value)
 
@@ -212,7 +214,7 @@ def test_error_without_a_batch_names_livy():
 )
 def test_duplicate_name_is_typed(body):
     with pytest.raises(LivyDuplicateBatchName) as error:
-        read_livy_reply(400, body, method="POST", endpoint="/batches", batch="etl-s1-abc")
+        read_response(response(400, body), method="POST", endpoint="/batches", batch="etl-s1-abc")
     assert error.value.http_status == 400
     assert "Duplicate session name: Some(etl-s1-abc)" in error.value.livy_message
     assert error.value.batch == "etl-s1-abc"
@@ -221,14 +223,14 @@ def test_duplicate_name_is_typed(body):
 def test_duplicate_name_text_on_another_status_is_not_a_duplicate():
     body = json.dumps({"msg": "Duplicate session name: Some(x)"})
     with pytest.raises(LivyHttpError) as error:
-        read_livy_reply(500, body, method="POST", endpoint="/batches")
+        read_response(response(500, body), method="POST", endpoint="/batches")
     assert type(error.value) is LivyHttpError
 
 
 def test_other_400_is_a_plain_http_error():
     body = json.dumps({"msg": "Rejected, too many sessions are being created!"})
     with pytest.raises(LivyHttpError) as error:
-        read_livy_reply(400, body, method="POST", endpoint="/batches")
+        read_response(response(400, body), method="POST", endpoint="/batches")
     assert type(error.value) is LivyHttpError
     assert error.value.livy_message == "Rejected, too many sessions are being created!"
 
@@ -236,7 +238,7 @@ def test_other_400_is_a_plain_http_error():
 def test_bare_string_error_body_is_surfaced():
     text = 'Unrecognized field "ttl" (class org.apache.livy.server.batch.CreateBatchRequest)'
     with pytest.raises(LivyHttpError) as error:
-        read_livy_reply(400, json.dumps(text), method="POST", endpoint="/batches")
+        read_response(response(400, json.dumps(text)), method="POST", endpoint="/batches")
     assert error.value.livy_message == text
     assert text in str(error.value)
 
@@ -256,13 +258,13 @@ def test_bare_string_error_body_is_surfaced():
 )
 def test_other_error_bodies_are_quoted_on_one_line(body, expected):
     with pytest.raises(LivyHttpError) as error:
-        read_livy_reply(400, body, method="POST", endpoint="/batches")
+        read_response(response(400, body), method="POST", endpoint="/batches")
     assert error.value.livy_message == expected
 
 
 def test_long_error_bodies_are_shortened():
     with pytest.raises(LivyHttpError) as error:
-        read_livy_reply(502, "x" * 5000, method="GET", endpoint="/batches/3", batch=3)
+        read_response(response(502, "x" * 5000), method="GET", endpoint="/batches/3", batch=3)
     assert len(error.value.livy_message) < 250
     assert len(str(error.value)) < 600
 
@@ -271,14 +273,14 @@ def test_long_livy_messages_are_kept_whole():
     # Livy's own message is what the user needs; only raw bodies are cut.
     message = "requirement failed: " + "y" * 400
     with pytest.raises(LivyHttpError) as error:
-        read_livy_reply(400, json.dumps({"msg": message}), method="POST", endpoint="/batches")
+        read_response(response(400, json.dumps({"msg": message})), method="POST", endpoint="/batches")
     assert error.value.livy_message == message
 
 
 def test_2xx_html_is_a_response_error():
     page = "<html><head><title>Knox login</title></head><body>Please sign in</body></html>"
     with pytest.raises(LivyResponseError) as error:
-        read_livy_reply(200, page, method="GET", endpoint="/batches/3/state", batch=3)
+        read_response(response(200, page), method="GET", endpoint="/batches/3/state", batch=3)
     assert not isinstance(error.value, LivyHttpError)
     assert isinstance(error.value, AirflowException)
     assert error.value.endpoint == "/batches/3/state"
@@ -291,7 +293,7 @@ def test_2xx_html_is_a_response_error():
 
 def test_2xx_huge_non_json_body_is_shortened():
     with pytest.raises(LivyResponseError) as error:
-        read_livy_reply(200, "<p>" * 3000, method="GET", endpoint="/batches/3", batch=3)
+        read_response(response(200, "<p>" * 3000), method="GET", endpoint="/batches/3", batch=3)
     assert len(str(error.value)) < 600
 
 
@@ -382,7 +384,9 @@ def test_other_errors_are_not_lost_replies(error):
     ],
 )
 def test_is_transient_status(status, transient):
-    assert is_transient_status(status) is transient
+    assert is_transient(status) is transient
+    http_error = LivyHttpError("x", endpoint="/batches/1", http_status=status, livy_message="x")
+    assert is_transient(http_error) is (transient if status is not None else False)
 
 
 @pytest.mark.parametrize(
@@ -394,14 +398,18 @@ def test_is_transient_status(status, transient):
         (aiohttp.ClientPayloadError("truncated"), True),
         (TimeoutError(), True),
         (aiohttp.InvalidURL("not a url"), False),
+        (requests.ConnectionError("refused"), True),
+        (requests.ReadTimeout("read"), True),
+        (requests.exceptions.SSLError("certificate verify failed"), False),
+        (requests.exceptions.InvalidURL("not a url"), False),
         (ValueError("a bug"), False),
         (LivyResponseError("x", endpoint="/"), False),
         (RuntimeError("event loop trouble"), False),
     ],
     ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else str(value),
 )
-def test_is_transient_transport_error(error, transient):
-    assert is_transient_transport_error(error) is transient
+def test_is_transient_error(error, transient):
+    assert is_transient(error) is transient
 
 
 # ---- read retries ------------------------------------------------------------------------------------------
@@ -448,6 +456,13 @@ def test_lost_replies_are_retried(error):
     read = Script(error, response(200, "{}"))
     assert read_with(FAST_RETRY, read).status_code == 200
     assert read.calls == 2
+
+
+def test_a_tls_error_is_not_retried():
+    read = Script(requests.exceptions.SSLError("certificate verify failed"), response(200, "{}"))
+    with pytest.raises(requests.exceptions.SSLError):
+        read_with(FAST_RETRY, read)
+    assert read.calls == 1
 
 
 def test_429_replies_are_retried():

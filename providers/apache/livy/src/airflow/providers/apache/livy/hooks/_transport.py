@@ -167,22 +167,6 @@ def not_json_error(
     )
 
 
-def read_livy_reply(
-    status: int, text: str, *, method: str, endpoint: str, batch: int | str | None = None
-) -> Any:
-    """
-    Turn one HTTP reply from Livy (its status and body text) into its JSON body, or raise.
-
-    :raises LivyHttpError: an error status (:func:`raise_for_reply_status`).
-    :raises LivyResponseError: a success reply whose body is not JSON.
-    """
-    raise_for_reply_status(status, text, method=method, endpoint=endpoint, batch=batch)
-    try:
-        return json.loads(text)
-    except ValueError:
-        raise not_json_error(status, text, method=method, endpoint=endpoint, batch=batch) from None
-
-
 def read_response(response: Any, *, method: str, endpoint: str, batch: int | str | None = None) -> Any:
     """
     The JSON body of a ``requests`` reply from Livy, read as ``HttpHook`` users read one.
@@ -199,6 +183,21 @@ def read_response(response: Any, *, method: str, endpoint: str, batch: int | str
         return response.json()
     except ValueError:
         raise not_json_error(status, response.text, method=method, endpoint=endpoint, batch=batch) from None
+
+
+async def read_async_response(response: Any, *, method: str, endpoint: str) -> Any:
+    """
+    The JSON body of an ``aiohttp`` reply from Livy: :func:`read_response` for the async hook.
+
+    A test double may carry no status; its body is read as JSON whatever its content type.
+    """
+    status = response.status
+    if isinstance(status, int) and status >= 300:
+        raise_for_reply_status(status, await response.text(), method=method, endpoint=endpoint)
+    try:
+        return await response.json(content_type=None)
+    except ValueError:
+        raise not_json_error(status, await response.text(), method=method, endpoint=endpoint) from None
 
 
 def require_field(reply: Any, field: str, *, endpoint: str, batch: int | str | None = None) -> Any:
@@ -218,28 +217,39 @@ def is_refusal(error: LivyHttpError) -> bool:
     return 400 <= error.http_status < 500 and not isinstance(error, LivyDuplicateBatchName)
 
 
-def is_transient_status(status: int | None) -> bool:
-    """Whether an error reply may succeed if asked again later: 5xx, or 429 (rate limited)."""
-    return status is not None and (status >= 500 or status == 429)
+_TRANSIENT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    aiohttp.ClientConnectionError,
+    aiohttp.ClientPayloadError,
+    TimeoutError,
+)
+_PERMANENT_ERRORS = (
+    requests.exceptions.SSLError,
+    requests.exceptions.InvalidURL,
+    aiohttp.ClientSSLError,
+    aiohttp.InvalidURL,
+)
 
 
-def is_transient_transport_error(error: BaseException) -> bool:
+def is_transient(failure: BaseException | int | None) -> bool:
     """
-    Whether an exception from the async client is a transport failure that may pass.
+    Whether a request that failed may succeed if sent again later: the one retry predicate.
 
-    That is a refused or reset connection, a timeout or a truncated reply; TLS certificate errors
-    and bad URLs are not.
+    ``failure`` is the HTTP status of an error reply (5xx and 429 are transient), or what was raised:
+    a refused or reset connection, a timeout or a truncated reply (``requests`` or ``aiohttp``), or a
+    :class:`~.LivyHttpError` with a transient status. TLS errors, bad URLs, other replies (4xx) and
+    anything else are not.
     """
-    if isinstance(error, aiohttp.ClientSSLError | aiohttp.InvalidURL):
-        return False
-    return isinstance(error, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError | TimeoutError)
+    if isinstance(failure, LivyHttpError):
+        return is_transient(failure.http_status)
+    if isinstance(failure, BaseException):
+        return isinstance(failure, _TRANSIENT_ERRORS) and not isinstance(failure, _PERMANENT_ERRORS)
+    return failure is not None and (failure >= 500 or failure == HTTPStatus.TOO_MANY_REQUESTS)
 
 
-def _is_retryable_reply(response: Any) -> bool:
-    """A 5xx reply, or 429 (Too Many Requests): another attempt may get through."""
-    return isinstance(response, requests.Response) and (
-        response.status_code >= 500 or response.status_code == HTTPStatus.TOO_MANY_REQUESTS
-    )
+def _is_transient_reply(response: Any) -> bool:
+    return isinstance(response, requests.Response) and is_transient(response.status_code)
 
 
 def _last_outcome(retry_state: tenacity.RetryCallState) -> Any:
@@ -257,8 +267,7 @@ def read_retry_args(retry_args: dict[str, Any]) -> dict[str, Any]:
     """
     return {
         "stop": tenacity.stop_after_attempt(5),
-        "retry": tenacity.retry_if_exception_type(LOST_REPLY_ERRORS)
-        | tenacity.retry_if_result(_is_retryable_reply),
+        "retry": tenacity.retry_if_exception(is_transient) | tenacity.retry_if_result(_is_transient_reply),
         "retry_error_callback": _last_outcome,
         "reraise": True,
         **retry_args,
@@ -306,3 +315,13 @@ class LogPager:
         self._total = (
             total if lines and isinstance(total, int) and not isinstance(total, bool) else self._start
         )
+
+
+def error_result(response: str, status_code: int | None, batch_not_found: bool = False) -> dict[str, Any]:
+    """The async hook's error dictionary for a request that got an error reply."""
+    return {
+        "status": "error",
+        "response": response,
+        "status_code": status_code,
+        "batch_not_found": batch_not_found,
+    }

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import requests
@@ -38,12 +36,19 @@ from airflow.providers.apache.livy.exceptions import (
     LivyHttpError,
     LivyResponseError,
 )
+from airflow.providers.apache.livy.hooks._base import (
+    DEFAULT_HEADERS,
+    _LivyHookBase,
+    async_auth_type,
+    batch_ui_url,
+    sanitize_endpoint_prefix,
+)
 from airflow.providers.apache.livy.hooks._transport import (
     LOST_REPLY_ERRORS,
     LogPager,
+    error_result,
     is_refusal,
-    not_json_error,
-    raise_for_reply_status,
+    read_async_response,
     read_response,
     read_retry_args,
     request_headers,
@@ -51,7 +56,7 @@ from airflow.providers.apache.livy.hooks._transport import (
 )
 from airflow.providers.apache.livy.utils.batch_record import is_valid_batch_name, validate_batch_id
 from airflow.providers.apache.livy.utils.redaction import describe_batch_body
-from airflow.providers.apache.livy.utils.states import TERMINAL_STATES, BatchState
+from airflow.providers.apache.livy.utils.states import BatchState
 
 log = logging.getLogger(__name__)
 
@@ -64,207 +69,6 @@ __all__ = [
     "follows_live_log",
     "sanitize_endpoint_prefix",
 ]
-
-
-def sanitize_endpoint_prefix(endpoint_prefix: str | None) -> str:
-    """Return ``endpoint_prefix`` as ``/prefix`` (one leading slash, none trailing), or ``""``."""
-    stripped = endpoint_prefix.strip("/") if endpoint_prefix else ""
-    return f"/{stripped}" if stripped else ""
-
-
-def batch_ui_url(base_url: str | None, endpoint_prefix: str, batch_id: int) -> str | None:
-    """The page of batch ``batch_id`` in Livy's web UI under ``base_url``, without credentials."""
-    if not base_url:
-        return None
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    netloc = parts.netloc.rpartition("@")[2]
-    path = f"{parts.path.rstrip('/')}{endpoint_prefix}/ui/batch/{batch_id}/log"
-    return urlunsplit((parts.scheme, netloc, path, "", ""))
-
-
-def async_auth_type(auth_type: Any | None) -> type | None:
-    """
-    The ``aiohttp`` auth class matching ``requests`` auth class ``auth_type``, for the triggerer.
-
-    The worker talks to Livy through ``requests``, the triggerer through ``aiohttp``; only basic
-    auth has a counterpart. For any other class the triggerer keeps ``aiohttp``'s basic auth with
-    the connection's login, as provider 4.6.4 did, and a warning says so.
-    """
-    if auth_type is None:
-        return None
-    if auth_type is requests.auth.HTTPBasicAuth:
-        return aiohttp.BasicAuth
-    log.warning(
-        "deferrable=True: the triggerer talks to Livy through aiohttp, which has no counterpart of %r; "
-        "it uses basic auth with the connection's login instead",
-        auth_type,
-    )
-    return None
-
-
-class _LivyHookBase:
-    """What both Livy hooks share: identity, terminal states, endpoints and the POST body."""
-
-    TERMINAL_STATES = set(TERMINAL_STATES)
-
-    conn_name_attr = "livy_conn_id"
-    default_conn_name = "livy_default"
-    conn_type = "livy"
-    hook_name = "Apache Livy"
-
-    endpoint_prefix: str
-
-    def _batches(self, suffix: str = "") -> str:
-        """The path of ``/batches`` (plus ``suffix``) behind the endpoint prefix."""
-        return f"{self.endpoint_prefix}/batches{suffix}"
-
-    @staticmethod
-    def build_post_batch_body(
-        file: str,
-        args: Sequence[str | int | float] | None = None,
-        class_name: str | None = None,
-        jars: list[str] | None = None,
-        py_files: list[str] | None = None,
-        files: list[str] | None = None,
-        archives: list[str] | None = None,
-        name: str | None = None,
-        driver_memory: str | None = None,
-        driver_cores: int | str | None = None,
-        executor_memory: str | None = None,
-        executor_cores: int | None = None,
-        num_executors: int | str | None = None,
-        queue: str | None = None,
-        proxy_user: str | None = None,
-        conf: dict[Any, Any] | None = None,
-    ) -> dict[str, Any]:
-        """
-        Build the ``POST /batches`` request body, validating each field Livy would reject.
-
-        :param file: path of the file containing the application to execute (required).
-        :param args: application command line arguments.
-        :param class_name: name of the application Java/Spark main class.
-        :param jars: jars to be used in this session.
-        :param py_files: python files to be used in this session.
-        :param files: files to be used in this session.
-        :param archives: archives to be used in this session.
-        :param name: the name of this session.
-        :param driver_memory: amount of memory to use for the driver process, e.g. ``512m``.
-        :param driver_cores: number of cores to use for the driver process.
-        :param executor_memory: amount of memory to use per executor process, e.g. ``2g``.
-        :param executor_cores: number of cores to use for each executor.
-        :param num_executors: number of executors to launch for this session.
-        :param queue: the name of the YARN queue to which the application is submitted.
-        :param proxy_user: user to impersonate when running the job.
-        :param conf: Spark configuration properties.
-        :return: the request body.
-        """
-        if not file or not isinstance(file, str):
-            raise ValueError("'file' must be a non-empty string: the application to run")
-        lists = {"args": args, "jars": jars, "pyFiles": py_files, "files": files, "archives": archives}
-        sizes = {"driverMemory": driver_memory, "executorMemory": executor_memory}
-        for key, values in lists.items():
-            if values:
-                _LivyHookBase._validate_list_of_stringables(values, _FIELD_NAMES[key])
-        for key, size in sizes.items():
-            _LivyHookBase._validate_size_format(size, _FIELD_NAMES[key])
-        _LivyHookBase._validate_extra_conf(conf)
-        optional: dict[str, Any] = {
-            "proxyUser": proxy_user,
-            "className": class_name,
-            **{key: list(values) if values else None for key, values in lists.items()},
-            "args": [str(value) for value in args] if args else None,
-            **sizes,
-            "driverCores": driver_cores,
-            "executorCores": executor_cores,
-            "numExecutors": num_executors,
-            "queue": queue,
-            "name": name,
-            "conf": conf,
-        }
-        return {"file": file, **{key: value for key, value in optional.items() if value}}
-
-    @staticmethod
-    def _validate_size_format(size: str | None, field: str | None = None) -> bool:
-        """
-        Check that ``size`` is a JVM memory size (``512m``, ``2g``, ``1GB``...), if given.
-
-        :param field: the argument's name, for the error.
-        :raises ValueError: it is not.
-        """
-        if size and not (isinstance(size, str) and _SIZE_PATTERN.fullmatch(size)):
-            where = f" in '{field}' (a JVM memory size such as '512m' or '2g')" if field else ""
-            raise ValueError(f"Invalid java size format for string'{size}'{where}")
-        return True
-
-    @staticmethod
-    def _validate_list_of_stringables(
-        vals: Sequence[str | int | float] | None, field: str | None = None
-    ) -> bool:
-        """
-        Check that ``vals`` is a list or tuple of strings and numbers (sent as strings).
-
-        :param field: the argument's name, for the error.
-        :raises ValueError: it is not.
-        """
-        if not isinstance(vals, list | tuple) or not all(isinstance(val, str | int | float) for val in vals):
-            where = f" for '{field}', got {type(vals).__name__}" if field else ""
-            raise ValueError(f"List of strings expected{where}")
-        return True
-
-    @staticmethod
-    def _validate_extra_conf(conf: dict[Any, Any] | None) -> bool:
-        """
-        Check that ``conf``, if given, maps non-empty names to non-empty strings or numbers.
-
-        Values are never put in the error: Spark conf often carries credentials.
-
-        :raises ValueError: it does not.
-        """
-        if not conf:
-            return True
-        if not isinstance(conf, dict):
-            raise ValueError("'conf' argument must be a dict")
-        for key, value in conf.items():
-            if not isinstance(key, str) or not key:
-                raise ValueError(f"'conf' keys must be non-empty strings, got {key!r}")
-            if not isinstance(value, str | int | float) or value == "":
-                raise ValueError(f"'conf' values must be either strings or ints (or floats); {key!r} is not")
-        return True
-
-    @staticmethod
-    def _validate_session_id(session_id: int | str) -> None:
-        """
-        Check that ``session_id`` is a Livy batch id.
-
-        :raises TypeError: it is not an integer (or a string of digits).
-        :raises ValueError: it is outside Livy's id range.
-        """
-        validate_batch_id(session_id)
-
-    @staticmethod
-    def _parse_post_response(response: dict[Any, Any]) -> Any:
-        """The batch id in Livy's reply to ``POST /batches`` (``None`` if it has none)."""
-        return response.get("id")
-
-    @staticmethod
-    def _parse_request_response(response: dict[Any, Any], parameter: Any) -> Any:
-        """The field ``parameter`` of a reply from Livy (``None`` if it has none)."""
-        return response.get(parameter)
-
-
-_SIZE_PATTERN = re.compile(r"\d+[kmgtp]b?", re.IGNORECASE)
-_FIELD_NAMES = {
-    "args": "args",
-    "jars": "jars",
-    "pyFiles": "py_files",
-    "files": "files",
-    "archives": "archives",
-    "driverMemory": "driver_memory",
-    "executorMemory": "executor_memory",
-}
-"""The argument behind each field of the POST body, for errors."""
 
 
 class LivyHook(_LivyHookBase, HttpHook):
@@ -284,7 +88,7 @@ class LivyHook(_LivyHookBase, HttpHook):
         retried; a POST or DELETE never is). Also settable later as the ``retry_args`` attribute.
     """
 
-    default_headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    default_headers = DEFAULT_HEADERS
 
     def __init__(
         self,
@@ -529,16 +333,6 @@ def follows_live_log(hook: Any) -> bool:
     )
 
 
-def _error_result(response: str, status_code: int | None, batch_not_found: bool = False) -> dict[str, Any]:
-    """The async hook's error dictionary for a request that got an error reply."""
-    return {
-        "status": "error",
-        "response": response,
-        "status_code": status_code,
-        "batch_not_found": batch_not_found,
-    }
-
-
 class LivyAsyncHook(_LivyHookBase, HttpAsyncHook):
     """
     Asynchronous hook for Apache Livy's batch REST API, used by :class:`~.LivyTrigger`.
@@ -556,7 +350,7 @@ class LivyAsyncHook(_LivyHookBase, HttpAsyncHook):
     :param auth_type: the ``aiohttp`` auth class (default ``aiohttp.BasicAuth``).
     """
 
-    _def_headers = LivyHook.default_headers
+    _def_headers = DEFAULT_HEADERS
 
     def __init__(
         self,
@@ -593,12 +387,12 @@ class LivyAsyncHook(_LivyHookBase, HttpAsyncHook):
                 "response": await self._request_json(endpoint, method, data, headers),
             }
         except LivyHttpError as error:
-            return _error_result(str(error), error.http_status, isinstance(error, LivyBatchNotFound))
+            return error_result(str(error), error.http_status, isinstance(error, LivyBatchNotFound))
         except LivyResponseError as error:
-            return _error_result(str(error), None)
+            return error_result(str(error), None)
         except aiohttp.ClientResponseError as error:  # an error status raised by the HTTP provider
             message = f"Livy answered HTTP {error.status} at {method} {endpoint}: {error.message}"
-            return _error_result(message, error.status)
+            return error_result(message, error.status)
 
     async def _request_json(
         self, endpoint: str, method: str, data: Any | None, headers: dict[str, Any] | None
@@ -609,14 +403,7 @@ class LivyAsyncHook(_LivyHookBase, HttpAsyncHook):
             response = await http.run(
                 endpoint=endpoint, data=data, headers=all_headers, extra_options=options
             )
-            status = response.status
-            if isinstance(status, int) and status >= 300:  # a test double may carry no status
-                raise_for_reply_status(status, await response.text(), method=method, endpoint=endpoint)
-            try:
-                return await response.json(content_type=None)
-            except ValueError:
-                text = await response.text()
-                raise not_json_error(status, text, method=method, endpoint=endpoint) from None
+            return await read_async_response(response, method=method, endpoint=endpoint)
 
     async def get_batch_state(self, session_id: int | str) -> Any:
         """

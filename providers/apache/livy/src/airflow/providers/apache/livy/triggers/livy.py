@@ -27,7 +27,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow.providers.apache.livy.hooks._transport import is_transient_status, is_transient_transport_error
+from airflow.providers.apache.livy.hooks._transport import is_transient
 from airflow.providers.apache.livy.hooks.livy import LivyAsyncHook
 from airflow.providers.apache.livy.utils.batch_record import (
     BatchRecord,
@@ -222,7 +222,7 @@ class LivyTrigger(BaseTrigger):
             event = self._event(
                 "error",
                 f"Waiting for Livy batch {self._batch_id} failed: {type(error).__name__}: {error}",
-                transient=is_transient_transport_error(error),
+                transient=is_transient(error),
             )
         yield TriggerEvent(event)
 
@@ -290,9 +290,7 @@ class LivyTrigger(BaseTrigger):
                 return state, True
         result = await hook.get_batch_state(batch_id)
         if result.get("status", "success") != "success":
-            raise _WaitFailed(
-                str(result.get("response")), transient=is_transient_status(result.get("status_code"))
-            )
+            raise _WaitFailed(str(result.get("response")), transient=is_transient(result.get("status_code")))
         state = result.get("batch_state")
         return str(getattr(state, "value", state)), full_read
 
@@ -302,7 +300,7 @@ class LivyTrigger(BaseTrigger):
         if result["status"] != "success" or not isinstance(batch, dict):
             raise _WaitFailed(
                 f"Could not read Livy batch {batch_id}: {batch}",
-                transient=result["status"] != "success" and is_transient_status(result.get("status_code")),
+                transient=result["status"] != "success" and is_transient(result.get("status_code")),
             )
         record = BatchRecord(name=self._batch_name, batch_id=int(batch_id), app_id=self._app_id)
         if record.identify(batch) is Identity.OTHER:

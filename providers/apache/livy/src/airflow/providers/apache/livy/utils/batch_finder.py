@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import logging
 
     from airflow.providers.apache.livy.hooks.livy import LivyHook
-    from airflow.providers.apache.livy.utils.durable_batch import TaskRun
+    from airflow.providers.apache.livy.utils.task_run import TaskRun
 
 MAX_EARLIER_RUNS = 10
 """How many earlier first tries are looked up, newest first: the runs before the last ten clears."""

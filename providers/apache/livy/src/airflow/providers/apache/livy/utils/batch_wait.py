@@ -1,0 +1,192 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
+"""
+Waiting for a try's Livy batch to finish: polls, their identity checks, and the final state.
+
+Each poll reads ``/batches/{id}/state``; the whole batch is read when :class:`~.IdentityChecks`
+says it is due (the state changed, every so often), to check it is still ours and learn its
+application's links. A terminal state is confirmed by a whole read before it is recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.apache.livy.exceptions import LivyBatchNotFound
+from airflow.providers.apache.livy.utils.batch_record import IdentityChecks
+from airflow.providers.apache.livy.utils.states import BatchOutcome, BatchState, batch_outcome
+
+if TYPE_CHECKING:
+    from airflow.providers.apache.livy.utils.batch_kill import BatchKill
+    from airflow.providers.apache.livy.utils.batch_output import BatchOutput
+    from airflow.providers.apache.livy.utils.tracked_batch import TrackedBatch
+
+STARTING = frozenset({BatchState.NOT_STARTED.value, BatchState.STARTING.value})
+"""States in which Livy may not know the application's URLs yet."""
+
+
+class BatchWait:
+    """
+    Polls the tracked batch until it finishes, acting on a kill request between two sleeps.
+
+    :param retry_args: passed to ``get_batch_state``, as the released operator did.
+    """
+
+    sleep_slice = 0.5
+    """A wait sleeps in slices this long, so a kill request is acted on within it."""
+
+    def __init__(
+        self,
+        tracked: TrackedBatch,
+        output: BatchOutput,
+        kill: BatchKill,
+        retry_args: dict[str, Any] | None = None,
+    ) -> None:
+        self.tracked = tracked
+        self.output = output
+        self.kill = kill
+        self.hook = tracked.hook
+        self.log = tracked.log
+        self.retry_args = retry_args
+        self.last_state: str | None = None
+
+    def wait(self, polling_interval: float) -> None:
+        """Poll until the batch finishes; check it is still ours as :class:`~.IdentityChecks` schedules."""
+        self.log.info(
+            "Waiting for %s to finish, polling every %s s", self.tracked.current.describe(), polling_interval
+        )
+        checks = IdentityChecks(verified=self.tracked.verified)
+        links_read = False
+        while True:
+            links_due = not links_read and self._links_due()
+            links_read = links_read or links_due
+            state, batch = self._poll(full_read=checks.full_read_due() or links_due)
+            checks.polled(state, full_read=batch is not None)
+            self.output.publish_links()
+            if self._recorded_if_finished(state, batch, checks):
+                return
+            self.log.info("%s is %s", self.tracked.current.describe(), state)
+            self.output.show_new_log_lines()
+            self.sleep(polling_interval)
+
+    def _links_due(self) -> bool:
+        """
+        Whether this poll reads the whole batch for its links: the first one past starting without them.
+
+        Livy reports the application's URLs from then on, and the state may never change again
+        before the end (when YARN drops the driver log URL). Not without a store: there the reads
+        are 4.6.4's (one whole read, at the end), which its users' mocks expect.
+        """
+        return self.tracked.durable and self.output.links_wanted and self.last_state not in (None, *STARTING)
+
+    def check(self) -> bool:
+        """Read the batch's state once; record it if it finished. Return whether it finished."""
+        state, batch = self._poll(full_read=not self.tracked.verified)
+        finished = self._recorded_if_finished(state, batch)
+        self.output.publish_links()
+        self.kill.honour_request()
+        return finished
+
+    def wait_for_links(self, seconds: float, step: float) -> bool:
+        """
+        Wait for the links of a starting batch, ``seconds`` at most; return whether it finished meanwhile.
+
+        Reads the whole batch every ``step`` seconds while it starts and its links are unknown, and at
+        least once if they are unknown (a batch already running has them): a task about to defer, so
+        that one trigger follows the log.
+        """
+        deadline = time.monotonic() + seconds
+        first = True
+        while (
+            self.output.links_wanted
+            and (first or self.last_state in STARTING)
+            and time.monotonic() < deadline
+        ):
+            first = False
+            self.sleep(step)
+            state, batch = self._poll(full_read=True)
+            self.output.publish_links()
+            if self._recorded_if_finished(state, batch):
+                return True
+            self.output.show_new_log_lines()
+        return False
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep in slices, acting on a kill request (made by ``on_kill``) between them."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self.kill.honour_request()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            time.sleep(min(remaining, self.sleep_slice))
+
+    def record_final_state(self, state: str | None) -> None:
+        """Record the terminal ``state`` a trigger saw (``None``: it saw none)."""
+        if state is not None and batch_outcome(state) is not BatchOutcome.ACTIVE:
+            self.tracked.save(self.tracked.current.finished(state))
+
+    def _poll(self, *, full_read: bool) -> tuple[str, dict[str, Any] | None]:
+        """
+        One poll: the state, and the whole batch if this poll read it (then checked to be ours).
+
+        A batch known by its id alone (no name, no app id) has nothing to check: only its state is read.
+        """
+        state, batch = self._read(full_read)
+        self.last_state = state
+        return state, batch
+
+    def _read(self, full_read: bool) -> tuple[str, dict[str, Any] | None]:
+        tracked = self.tracked
+        self.kill.raise_if_deleted()
+        try:
+            readable = tracked.current.is_identifiable or self.output.links_wanted
+            batch = tracked.read_own_batch() if full_read and readable else None
+            if batch is not None:
+                tracked.fence()
+                if isinstance(batch.get("state"), str):
+                    return batch["state"], batch
+            state = self.hook.get_batch_state(tracked.current_id, retry_args=self.retry_args)
+            return state.value, batch
+        except LivyBatchNotFound:
+            self.kill.raise_if_deleted()
+            raise
+
+    def _recorded_if_finished(
+        self, state: str, batch: dict[str, Any] | None, checks: IdentityChecks | None = None
+    ) -> bool:
+        """
+        Record a terminal ``state`` and return ``True``; ``False`` while the batch is active.
+
+        A terminal state seen by a ``/state`` read is confirmed by reading the whole batch (ours? its
+        app id?); if that read shows the batch active again (Livy restarted and is recovering it),
+        the wait goes on.
+        """
+        if batch_outcome(state) is BatchOutcome.ACTIVE:
+            return False
+        tracked = self.tracked
+        if batch is None and tracked.current.is_identifiable:
+            batch = tracked.read_own_batch()
+            state = batch["state"] if isinstance(batch.get("state"), str) else state
+            if checks is not None:
+                checks.polled(state, full_read=True)
+            if batch_outcome(state) is BatchOutcome.ACTIVE:
+                return False
+        self.log.info("%s finished in state %s", tracked.current.describe(), state)
+        tracked.save(tracked.current.finished(state, batch))
+        return True

@@ -1,0 +1,116 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
+"""Waiting (:mod:`.batch_wait`): polls, identity checks while waiting, the final state."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from airflow.providers.apache.livy.exceptions import (
+    LivyBatchReplaced,
+)
+from airflow.providers.apache.livy.utils.batch_record import BatchRecord
+from unit.apache.livy.utils.durable_helpers import (
+    FAILED,
+    KEY,
+    LOG,
+    SPARK,
+    durable,
+    one_try,
+    our_name,
+    requests_sent,
+    stored,
+)
+
+
+class TestWaiting:
+    def test_polls_read_the_state_and_the_whole_batch_only_when_it_changed(self, livy, store):
+        livy.states_for_new = ["starting", "running", "running", "success"]
+        one_try(store)
+        assert requests_sent(livy) == [
+            "POST /batches",
+            "GET /batches/0/state",
+            "GET /batches/0/state",
+            "GET /batches/0",  # the state changed: still ours?
+            "GET /batches/0/state",
+            "GET /batches/0",  # the end: ours, and its app id
+            "GET /batches/0/log",
+        ]
+        assert stored(store) == BatchRecord(
+            name=our_name(),
+            batch_id=0,
+            app_id="application_1_0000",
+            final_state="success",
+            delivered_try=1,
+            owner_try=1,
+        )
+
+    def test_a_reconnect_checks_the_batch_once_then_polls_its_state(self, livy, store):
+        livy.add(our_name(), ["running", "running", "success"], id=3)
+        store.set(KEY, BatchRecord(name=our_name(), batch_id=3).to_json())
+        one_try(store, try_number=2)
+        assert requests_sent(livy) == [
+            "GET /batches/3",
+            "GET /batches/3/state",
+            "GET /batches/3/state",
+            "GET /batches/3",
+            "GET /batches/3/log",
+        ]
+        assert livy.post_count == 0
+
+    def test_a_batch_replaced_while_waiting_is_detected_at_the_state_change(self, livy, store):
+        livy.states_for_new = ["running", "running", "starting", "running"]
+        batch = durable(store)
+        batch.submit(SPARK)
+        livy.batches[0].name = "another-teams-batch"  # Livy restarted and gave id 0 to another batch
+        with pytest.raises(LivyBatchReplaced):
+            batch.wait(0.001)
+        assert "DELETE" not in " ".join(requests_sent(livy))
+
+    def test_an_end_the_whole_batch_contradicts_is_waited_through(self, livy, store):
+        # /state says dead, but the batch read says recovering (Livy restarted with recovery).
+        livy.add(our_name(), ["running", "dead", "recovering", "success"], id=3)
+        store.set(KEY, BatchRecord(name=our_name(), batch_id=3).to_json())
+        one_try(store, try_number=2)
+        assert requests_sent(livy) == [
+            "GET /batches/3",  # reconnect: running
+            "GET /batches/3/state",  # dead...
+            "GET /batches/3",  # ...but the batch says recovering
+            "GET /batches/3/state",  # success
+            "GET /batches/3",  # the end
+            "GET /batches/3/log",
+        ]
+        assert stored(store).final_state == "success"
+
+    def test_a_server_that_echoes_no_names_works_and_warns_once(self, livy, store, caplog):
+        livy.echo_names = False
+        livy.states_for_new = ["starting", "running", "running", "success"]
+        caplog.set_level(logging.WARNING, LOG.name)
+        batch = one_try(store)
+        assert batch.record.succeeded
+        assert livy.posted[0]["body"]["name"] == our_name(), "names are still sent"
+        assert len([r for r in caplog.records if r.name == LOG.name and r.levelno == logging.WARNING]) == 1
+
+    @pytest.mark.parametrize("state", FAILED)
+    def test_a_failed_batch_raises_after_its_log_is_shown(self, livy, store, state):
+        livy.states_for_new = ["running", state]
+        with pytest.raises(Exception, match=f"ended {state}"):
+            one_try(store)
+        assert requests_sent(livy)[-1] == "GET /batches/0/log"
+        assert stored(store).final_state == state
