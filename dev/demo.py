@@ -18,6 +18,11 @@ as ``spark-submit --master local[1]`` of ``dev/spark-apps/pi.py`` (PySpark from 
 ``dev/demo.sh --spark`` builds, and the machine's Java), so the batch that survives the kill is a real
 Spark application; the summary adds the spark-submit processes started and the app's result.
 
+``--livy`` (``bash dev/demo.sh --livy``) tells it against real Apache Livy: Livy's own server (its jars
+from Maven Central, which ``dev/demo.sh --livy`` assembles into ``dev/apache-livy/target/jars``) runs
+each batch as a real ``spark-submit`` of the Pi app; Airflow talks to it through a loopback proxy that
+journals what Livy saw. The summary counts the spark-submit processes Livy started.
+
 The deployment harness is the e2e tests' one: providers/apache/livy/tests/e2e/airflow_deployment.py.
 """
 
@@ -47,8 +52,11 @@ from e2e.services import PostgresServer, ServiceError, scratch_dir  # noqa: E402
 EXAMPLE_DAG = TESTS / "system" / "apache" / "livy" / "example_livy.py"
 SPARK_DAG = TESTS / "e2e" / "dags" / "spark" / "livy_real_spark.py"
 SPARK_RUNS = (("durable=True", "livy_real_spark"), ("durable=False", "livy_real_spark_not_durable"))
-SPARK_CONF = {"app": f"local://{ROOT / 'dev' / 'spark-apps' / 'pi.py'}", "partitions": "8", "seconds": "2"}
+PI_APP = ROOT / "dev" / "spark-apps" / "pi.py"
+SPARK_CONF = {"app": f"local://{PI_APP}", "partitions": "8", "seconds": "2"}
 """The real Pi app: ~16 s of work once the driver is up (~4 s), to outlive kill -> retry."""
+LIVY_CONF = {**SPARK_CONF, "app": str(PI_APP)}
+"""Real Livy takes the app by its path (below ``livy.file.local-dir-whitelist``)."""
 JOB_SECONDS = 15  # the simulated Spark job; it must outlive kill -> retry (~4 s)
 RUNS = (("durable=True", "example_livy"), ("durable=False", "example_livy_not_durable"))
 QUIET_STATES = ("scheduled", "queued")
@@ -79,7 +87,9 @@ def show(event: Event) -> None:
     say(f"  {event.seconds:6.1f} s  {text}")
 
 
-def run_one(deployment: Deployment, label: str, dag_id: str, index: int, spark: bool = False) -> CrashRun:
+def run_one(
+    deployment: Deployment, label: str, dag_id: str, index: int, spark: bool = False, livy: bool = False
+) -> CrashRun:
     what = "every process of the Celery worker that runs it" if deployment.celery else "the task process"
     say(f"\n{BOLD}[{index}/{len(RUNS)}] {label}: DAG {dag_id}; SIGKILL {what} mid-poll{RESET}")
     # On Celery the retry waits for the heartbeat timeout (10 s): a longer job.
@@ -89,7 +99,7 @@ def run_one(deployment: Deployment, label: str, dag_id: str, index: int, spark: 
         dag_id,
         f"demo-{dag_id}-{time.strftime('%H%M%S')}",
         kill="worker_sigkill" if deployment.celery else "task",
-        conf=SPARK_CONF if spark else conf,
+        conf=LIVY_CONF if livy else SPARK_CONF if spark else conf,
         on_event=show,
         timeout=300 if spark else 240,
     )
@@ -131,6 +141,13 @@ def show_spark(deployment: Deployment, run: CrashRun) -> list[dict[str, Any]]:
             f"{result}{RESET}"
         )
     return launches
+
+
+def show_livy_submits(livy: Any, run: CrashRun) -> list[int]:
+    """Print the spark-submit processes real Livy started during the run; return their pids."""
+    pids = sorted(livy.submits_since(run.began_at))
+    say(f"  {DIM}spark-submit processes Livy started: {pids or 'none'}{RESET}")
+    return pids
 
 
 def check(label: str, run: CrashRun, expected_batches: int) -> None:
@@ -175,21 +192,27 @@ def summary(runs: dict[str, CrashRun], celery: bool, launches: dict[str, list[di
 
 
 def main(argv: list[str]) -> int:
-    unknown = [arg for arg in argv if arg not in ("--celery", "--spark")]
-    if unknown or {"--celery", "--spark"} <= set(argv):
-        say(f"usage: bash dev/demo.sh [--celery | --spark]; not understood: {' '.join(unknown or argv)}")
+    modes = ("--celery", "--spark", "--livy")
+    unknown = [arg for arg in argv if arg not in modes]
+    if unknown or len(set(argv)) > 1:
+        say(f"usage: bash dev/demo.sh [--celery | --spark | --livy]; not understood: {' '.join(argv)}")
         return 2
     celery = "--celery" in argv
-    spark = "--spark" in argv
+    real_livy = "--livy" in argv
+    spark = "--spark" in argv or real_livy
     spark_home, spark_python = (
         os.environ.get("LIVY_STANDIN_SPARK_HOME"),
         os.environ.get("LIVY_STANDIN_SPARK_PYTHON"),
     )
     if spark and not (spark_home and spark_python):
         say(
-            "--spark needs LIVY_STANDIN_SPARK_HOME and LIVY_STANDIN_SPARK_PYTHON "
-            "(dev/demo.sh --spark sets them)"
+            "--spark and --livy need LIVY_STANDIN_SPARK_HOME and LIVY_STANDIN_SPARK_PYTHON "
+            "(dev/demo.sh sets them)"
         )
+        return 2
+    livy_jars = os.environ.get("APACHE_LIVY_JARS")
+    if real_livy and not livy_jars:
+        say("--livy needs APACHE_LIVY_JARS (dev/demo.sh --livy sets it)")
         return 2
     runs_of = SPARK_RUNS if spark else RUNS
     spark_args = ["--spark", "--spark-home", spark_home or "", "--spark-python", spark_python or ""]
@@ -203,6 +226,24 @@ def main(argv: list[str]) -> int:
 
     postgres = PostgresServer(scratch / "postgres") if celery else None
     workers = WORKERS if celery else ()
+    livy = None
+    if real_livy:
+        from livy_standin.apache_livy import ApacheLivy
+
+        livy = ApacheLivy(
+            jars=Path(livy_jars or ""),
+            spark_home=Path(spark_home or ""),
+            python=spark_python or "",
+            apps_dir=PI_APP.parent,
+            workdir=scratch / "apache-livy",
+        )
+        say("Starting Apache Livy (its own server, from Maven Central) on 127.0.0.1")
+        try:
+            livy.start()
+        except RuntimeError as error:
+            say(f"\n{RED}DEMO FAILED: Apache Livy did not start: {error}{RESET}")
+            return 1
+        livy.watch()
     deployment = Deployment(
         home,
         [SPARK_DAG if spark else EXAMPLE_DAG],
@@ -211,6 +252,7 @@ def main(argv: list[str]) -> int:
         postgres=postgres,
         workers=workers,
         standin_args=spark_args if spark else (),
+        livy_upstream=None if livy is None else livy.url,
     )
     failure: str | None = None
     runs: dict[str, CrashRun] = {}
@@ -220,13 +262,17 @@ def main(argv: list[str]) -> int:
             postgres.start()
         servers = "api-server, scheduler, dag-processor" + (", two Celery workers" if celery else "")
         standin = "Livy stand-in (real Spark: spark-submit --master local[1])" if spark else "Livy stand-in"
+        if livy is not None:
+            standin = f"journaling proxy to Apache Livy at {livy.url}"
         say(f"Starting the {standin} and Airflow 3.3 ({servers}) on 127.0.0.1")
         deployment.start([dag_id for _, dag_id in runs_of])
         deployment.wait_for_workers()
         launches: dict[str, list[dict[str, Any]]] = {}
         for index, (label, dag_id) in enumerate(runs_of, start=1):
-            runs[label] = run_one(deployment, label, dag_id, index, spark)
-            if spark:
+            runs[label] = run_one(deployment, label, dag_id, index, spark, livy is not None)
+            if livy is not None:
+                launches[label] = [{"pid": pid} for pid in show_livy_submits(livy, runs[label])]
+            elif spark:
                 launches[label] = show_spark(deployment, runs[label])
             if celery and index < len(runs_of):
                 restart_killed_worker(deployment, runs[label])
@@ -250,12 +296,15 @@ def main(argv: list[str]) -> int:
             failure = failure or f"could not stop everything: {error}"
         if postgres is not None:
             postgres.stop()
+        if livy is not None:
+            livy.stop()
     if failure:
         say(f"\n{RED}DEMO FAILED: {failure}{RESET}")
-        say(f"Logs kept in {home}: process-logs/ (Airflow, Livy stand-in) and logs/ (task logs)")
+        say(f"Logs kept in {scratch}: airflow/process-logs/ (Airflow, Livy), airflow/logs/ (task logs)")
         return 1
     shutil.rmtree(scratch, ignore_errors=True)
     job = "real Spark application" if spark else "Spark job"
+    job += " on Apache Livy" if livy is not None else ""
     say(
         f"\n{GREEN}durable=True: one {job}, found again after the crash. durable=False: the retry "
         f"submitted a second, duplicate {job}.{RESET}"

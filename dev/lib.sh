@@ -1,6 +1,7 @@
 # Shared by dev/test.sh and dev/demo.sh: bootstrap uv and build one virtualenv per Airflow version.
 # Only python3 and pip are assumed; everything else is installed from PyPI by version-pinned files,
-# but for the distributed deployment's PostgreSQL and Redis servers, from Debian's packages.
+# but for the distributed deployment's PostgreSQL and Redis servers, and Java and Maven (real Spark,
+# real Apache Livy), from Debian's packages where missing.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENVS="$ROOT/.venvs"
@@ -13,11 +14,27 @@ die() { printf '\033[1;31merror: %s\033[0m\n' "$*" >&2; exit 1; }
 # installed from Debian's packages where missing: as root (CI), or with sudo when it asks no password.
 # The tests start their own servers on 127.0.0.1 (none of the packages' system services is used).
 ensure_services() {
-  local missing=() sudo=()
+  local missing=()
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
   command -v redis-server >/dev/null || missing+=(redis-server)
+  apt_install "${missing[@]}"
+}
+
+# ensure_java_maven: Java 17 and Maven (real Spark and real Apache Livy), from Debian's packages where
+# missing.
+ensure_java_maven() {
+  local missing=()
+  command -v java >/dev/null || missing+=(openjdk-17-jdk-headless)
+  command -v mvn >/dev/null || missing+=(maven)
+  apt_install "${missing[@]}"
+}
+
+# apt_install PACKAGE...: install the packages from Debian's packages (as root, or with password-less
+# sudo); nothing to do without arguments.
+apt_install() {
+  local missing=("$@") sudo=()
   ((${#missing[@]})) || return 0
-  command -v apt-get >/dev/null || die "needs ${missing[*]} (PostgreSQL's server, Redis); install them, then run again"
+  command -v apt-get >/dev/null || die "needs ${missing[*]}; install them, then run again"
   if [[ $(id -u) -ne 0 ]]; then
     sudo -n true 2>/dev/null || die "needs ${missing[*]}: run 'sudo apt-get install ${missing[*]}', then run again"
     sudo=(sudo -n)
@@ -60,17 +77,29 @@ make_env() {
 
 # make_spark_env: .venvs/spark with pinned PySpark (spark-submit and Spark's jars) for the stand-in's
 # real-Spark backend (`demo.sh --spark`, the real-Spark e2e step); kept apart so the Airflow envs stay
-# small. The first build downloads ~460 MB (~45 s); a re-sync takes a second. Needs Java 17+ on PATH.
+# small. The first build downloads ~460 MB (~45 s); a re-sync takes a second. Installs Java 17 where missing (ensure_java_maven).
 # Exports LIVY_STANDIN_SPARK_HOME (the pyspark package dir) and LIVY_STANDIN_SPARK_PYTHON.
 make_spark_env() {
   local env="$VENVS/spark"
-  command -v java >/dev/null || die "real Spark needs Java 17+ (java on PATH); e.g. apt-get install openjdk-17-jre-headless"
+  ensure_java_maven
   log "environment for real Spark (PySpark): $env"
   [[ -x "$env/bin/python" ]] || "${UV[@]}" venv --quiet --python "$(command -v python3)" "$env"
   "${UV[@]}" pip sync --quiet --python "$env/bin/python" "$ROOT/dev/requirements/spark.txt"
   LIVY_STANDIN_SPARK_HOME="$("$env/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')"
   LIVY_STANDIN_SPARK_PYTHON="$env/bin/python"
   export LIVY_STANDIN_SPARK_HOME LIVY_STANDIN_SPARK_PYTHON
+}
+
+# make_livy_env: real Apache Livy's server jars (dev/apache-livy: livy-server and its runtime
+# dependencies from Maven Central, ~75 MB, into dev/apache-livy/target/jars; the Maven repository is
+# .venvs/.m2, so a second run downloads nothing). Installs Java 17 and Maven where missing
+# (ensure_java_maven). Exports APACHE_LIVY_JARS.
+make_livy_env() {
+  ensure_java_maven
+  log "real Apache Livy: server jars from Maven Central (dev/apache-livy)"
+  mvn -q -B -f "$ROOT/dev/apache-livy/pom.xml" -Dmaven.repo.local="$VENVS/.m2" package
+  APACHE_LIVY_JARS="$ROOT/dev/apache-livy/target/jars"
+  export APACHE_LIVY_JARS
 }
 
 # make_docs_env: .venvs/docs with Sphinx and sphinx-autoapi (dev/requirements/docs.txt). The docs build

@@ -3,9 +3,11 @@
 # own unit tests (4.6.4's sdist, downloaded with pip), then every test on Airflow 3.3 (unit,
 # stand-in, fault matrix, real-Airflow e2e on LocalExecutor and on a distributed CeleryExecutor with
 # PostgreSQL and Redis; then one e2e scenario with a real Spark application: PySpark from PyPI, the
-# machine's Java), then on Airflow 3.4 (a pre-release) the unit tests, the fault matrix and the
+# machine's Java; then real Apache Livy, its jars from Maven Central: the conformance suite against
+# the stand-in and Livy, and e2e scenarios on Livy), then on Airflow 3.4 (a pre-release) the unit tests, the fault matrix and the
 # LocalExecutor e2e tests, then the unit tests that apply on Airflow 3.2 and 2.11. Installs what it
-# needs: uv and the virtualenvs from PyPI, PostgreSQL and Redis from Debian's packages (as root).
+# needs: uv and the virtualenvs from PyPI, PostgreSQL and Redis (and Java and Maven where missing)
+# from Debian's packages (as root), Apache Livy's jars from Maven Central.
 #   bash dev/test.sh           everything
 #   bash dev/test.sh --quick   Airflow 3.3 only, without the e2e tests
 set -euo pipefail
@@ -49,8 +51,8 @@ step "Airflow 3.3: the released provider's (4.6.4) own unit tests, unmodified"
 released_suite -q
 
 step "Airflow 3.3: all tests"
-selection=(-m "not spark")  # the real-Spark tests have a step of their own, next
-$quick && selection=(-m "not e2e and not spark")
+selection=(-m "not spark and not livy")  # real Spark and real Livy have steps of their own, next
+$quick && selection=(-m "not e2e and not spark and not livy")
 in_env 3.3 python -m pytest "${selection[@]}"
 
 if ! $quick; then
@@ -58,7 +60,13 @@ if ! $quick; then
   # scenario that SIGKILLs the worker while a real Spark application runs (a deployment of its own).
   step "Airflow 3.3: real Spark (PySpark env, stand-in --spark backend, e2e worker kill mid-app)"
   make_spark_env
-  in_env 3.3 python -m pytest -m spark
+  in_env 3.3 python -m pytest -m "spark and not livy"
+
+  # Real Apache Livy (its jars from Maven Central, once), driving real spark-submit jobs: the
+  # conformance suite (the same requests to the stand-in and to Livy) and the e2e scenarios on it.
+  step "Airflow 3.3: real Apache Livy (conformance suite: stand-in and Livy; e2e on Livy)"
+  make_livy_env
+  APACHE_LIVY_REQUIRED=1 in_env 3.3 python -m pytest -m livy
 
   step "Airflow 3.4: unit tests (all, including airflow33) and the fault matrix"
   in_env 3.4 python -m pytest providers/apache/livy/tests/unit providers/apache/livy/tests/faults
@@ -66,7 +74,7 @@ if ! $quick; then
   # Its own deployment (a scratch AIRFLOW_HOME), as the 3.3 step's e2e tests had. The distributed
   # scenarios run on 3.3 (the Celery provider is installed there).
   step "Airflow 3.4: e2e (LocalExecutor)"
-  in_env 3.4 python -m pytest providers/apache/livy/tests/e2e -m "not celery and not spark" \
+  in_env 3.4 python -m pytest providers/apache/livy/tests/e2e -m "not celery and not spark and not livy" \
     --ignore=providers/apache/livy/tests/e2e/test_airflow34.py
 
   # Task loops and the discarding clear, in a deployment of their own: together with the scenarios

@@ -136,7 +136,7 @@ def test_local_path() -> None:
 
 def test_starting_running_success_with_the_output_in_the_log(server: LivyStandin) -> None:
     created = submit(server, "0", "0.5", "250", name="fake-1")
-    assert created["state"] == "starting"
+    assert created["state"] == "running", "Livy's local mode: running as soon as spark-submit runs"
     assert created["appId"] is None
     wait_for("running", lambda: state(server, 0) == "running")
     wait_for("success", lambda: state(server, 0) == "success")

@@ -49,6 +49,12 @@ class ApiError(Exception):
         self.body = body
 
 
+def version_at_least(version: str, major: int, minor: int) -> bool:
+    """Whether Livy ``version`` (``0.7.1-incubating``) is ``major.minor`` or later; unparsable: yes."""
+    found = re.match(r"(\d+)\.(\d+)", version)
+    return found is None or (int(found[1]), int(found[2])) >= (major, minor)
+
+
 def msg(text: str) -> dict[str, str]:
     """Livy's ResponseMessage body."""
     return {"msg": text}
@@ -222,9 +228,17 @@ class Registry:
     """All server-side state, guarded by one lock (which also serializes POSTs, as Livy does)."""
 
     def __init__(
-        self, retain_seconds: float, gc_interval: float, clock: Callable[[], float] = time.monotonic
+        self,
+        retain_seconds: float,
+        gc_interval: float,
+        clock: Callable[[], float] = time.monotonic,
+        livy_version: str = "0.9.0-incubating",
     ):
         self.lock = threading.RLock()
+        self.rejected = "Rejected, Reason: " if version_at_least(livy_version, 0, 8) else ""
+        """What Livy 0.8+ puts in front of a refusal's text (§2b); 0.7 and older put nothing."""
+        self.executor_log_urls = version_at_least(livy_version, 0, 9)
+        """Whether ``appInfo`` has ``executorLogUrls`` (0.9+, §2)."""
         self.clock = clock
         self.retain_seconds = retain_seconds
         self.gc_interval = gc_interval
@@ -333,14 +347,14 @@ class Registry:
             self.next_id += 1
             name = req.name
             if name is not None and (name == "" or name.isdigit()):
-                raise ApiError(400, msg(f"Rejected, Reason: Invalid session name: {name}"))
+                raise ApiError(400, msg(f"{self.rejected}Invalid session name: {name}"))
             if name is not None and name in self.by_name:
                 raise ApiError(
-                    400, msg(f"Rejected, Reason: Duplicate session name: Some({name}) for session {batch_id}")
+                    400, msg(f"{self.rejected}Duplicate session name: Some({name}) for session {batch_id}")
                 )
             batch = self._register(batch_id, req, spec)
             if batch.zombie:
-                raise ApiError(400, msg("Rejected, Reason: requirement failed: File is required."))
+                raise ApiError(400, msg(f"{self.rejected}requirement failed: File is required."))
             self.batches_created += 1
             drop = spec.drop_reply and (name is None or name not in self.dropped_names)
             if drop and name is not None:
@@ -412,7 +426,7 @@ class Registry:
             "appInfo": {
                 "driverLogUrl": f"{fake}/driver-log" if fake and not ended else None,
                 "sparkUiUrl": f"{fake}/spark-ui" if fake else None,
-                "executorLogUrls": None,
+                **({"executorLogUrls": None} if self.executor_log_urls else {}),
             },
             "log": batch.log(now)[-LOG_TAIL_IN_BATCH:],
         }

@@ -453,7 +453,7 @@ class LivyStandin:
         self.csrf = csrf
         self.livy_version = livy_version
         self.quiet = quiet
-        self.registry = Registry(retain_seconds, gc_interval)
+        self.registry = Registry(retain_seconds, gc_interval, livy_version=livy_version)
         self.registry.launcher = spark  # real spark-submit jobs; its owner closes it (SparkLauncher.close)
         self._httpd: _HTTPServer | None = None
         self._threads: list[threading.Thread] = []

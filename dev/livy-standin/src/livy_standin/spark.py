@@ -3,9 +3,11 @@
 A batch becomes one ``spark-submit --master local[1] <file> <args>`` child process, leader of a process
 group of its own (the JVM driver and its Python processes join it), started and ended by pid: DELETE, a
 graceful ``/admin/restart`` and :meth:`SparkLauncher.close` SIGTERM the group (Spark's shutdown hooks
-run), then SIGKILL it after :data:`KILL_GRACE_SECONDS`. Livy states: ``starting`` until the driver's
-SparkContext is up (its log line ``SparkContext: Submitted application``), then ``running``, then
-``success`` (exit 0), ``dead`` (any other exit) or ``killed`` (ended by the stand-in). stdout and
+run), then SIGKILL it after :data:`KILL_GRACE_SECONDS`. Livy states, as Livy's local mode reports
+them: ``running`` as soon as spark-submit runs (Livy's ``SparkProcApp`` has no ``starting`` of its
+own: that comes from YARN), then ``success`` (exit 0), ``dead`` (any other exit) or ``killed`` (ended
+by the stand-in). When the driver's SparkContext is up (its log line ``SparkContext: Submitted
+application``) is recorded as ``running_at`` in ``GET /admin/spark``. stdout and
 stderr are merged into the batch log's 200-line ring, as Livy's ``redirectErrorStream``. ``appId`` is
 null, as real Livy reports for ``local`` master; the application id a driver prints (``local-<ms>``)
 is recorded in ``GET /admin/spark``, the journal of every spark-submit started.
@@ -100,7 +102,7 @@ class SparkJob:
         if self.kill_requested:
             return "killed"
         if self.exit_code is None:
-            return "running" if self.running_at is not None else "starting"
+            return "running"  # Livy's local mode: running once spark-submit runs (SparkProcApp)
         return "success" if self.exit_code == 0 else "dead"
 
     def as_json(self) -> dict[str, Any]:

@@ -82,12 +82,15 @@ attempt it replaces is still in the working set. The scheduler loop dies with it
 worker, 3.4's LocalExecutor fails the try before the heartbeat timeout (no purge); see
 :data:`KILLED_TASK_CLEANUP_TIME` for a clear. A frozen worker can only be failed by the purge."""
 
-HEARTBEAT_TIMEOUT = 30 if HEARTBEAT_PURGE_CRASHES_THE_SCHEDULER else 10
+HEARTBEAT_TIMEOUT = 45 if HEARTBEAT_PURGE_CRASHES_THE_SCHEDULER else 10
 """``[scheduler] task_instance_heartbeat_timeout`` (heartbeats every 2 s): how long after its last
 heartbeat the scheduler fails a running try whose supervisor went silent (a SIGKILLed supervisor on
-3.3, a frozen worker). 30 s where that purge would crash the scheduler: there no scenario needs it (the
-frozen worker's test is skipped; 3.4's LocalExecutor reports a killed supervisor itself), and a cleared
-try's supervisor, silent for ~7 s (:data:`KILLED_TASK_CLEANUP_TIME`), stays far from it."""
+3.3, a frozen worker). 45 s where that purge would crash the scheduler: there no scenario needs it (the
+frozen worker's test is skipped; 3.4's LocalExecutor reports a killed supervisor itself), a cleared
+try's supervisor, silent for ~7 s (:data:`KILLED_TASK_CLEANUP_TIME`), stays far from it, and so does
+a try whose start waits out :data:`SQLITE_BUSY_TIMEOUT` (once, on a loaded 2-core machine, 3.4.0b2's
+api-server held SQLite's write lock for the full 30 s, and a try whose ``PATCH .../run`` waited behind it
+was purged as silent)."""
 
 TERMINAL_TI_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 RUN_ID_CONF_KEY = "spark.airflow.run_id"
@@ -306,6 +309,8 @@ class Deployment:
     :param workers: CeleryExecutor with these workers (and a Redis broker of the deployment's own);
         none: LocalExecutor.
     :param standin_args: more options for the Livy stand-in, e.g. ``--spark`` (real Spark applications).
+    :param livy_upstream: a real Livy's URL: run ``livy_standin.journal_proxy`` in front of it instead
+        of the stand-in (the same journal and admin reads; ``standin_args`` are not used).
     """
 
     def __init__(
@@ -319,6 +324,7 @@ class Deployment:
         postgres: PostgresServer | None = None,
         workers: Sequence[CeleryWorker] = (),
         standin_args: Sequence[str] = (),
+        livy_upstream: str | None = None,
     ) -> None:
         if workers and postgres is None:
             raise ValueError("a CeleryExecutor deployment needs a PostgreSQL server (postgres=...)")
@@ -330,6 +336,7 @@ class Deployment:
         self.postgres = postgres
         self.workers = {worker.name: worker for worker in workers}
         self.standin_args = list(standin_args)
+        self.livy_upstream = livy_upstream
         self.redis = RedisServer(self.home / "redis") if workers else None
         self.database_url = f"sqlite:///{self.home}/airflow.db"
         self.marker = uuid.uuid4().hex
@@ -556,8 +563,11 @@ class Deployment:
     def _start_standin(self) -> None:
         port_file = self.home / "livy-standin.port"
         port_file.unlink(missing_ok=True)
-        argv = [sys.executable, "-m", "livy_standin", "--host", LOOPBACK, "--port", "0"]
-        argv += [*self.standin_args, "--port-file", str(port_file)]
+        argv = [sys.executable, "-m", "livy_standin", "--host", LOOPBACK, "--port", "0", *self.standin_args]
+        if self.livy_upstream is not None:
+            argv = [sys.executable, "-m", "livy_standin.journal_proxy", "--host", LOOPBACK, "--port", "0"]
+            argv += ["--upstream", self.livy_upstream]
+        argv += ["--port-file", str(port_file)]
         self._spawn("livy-standin", argv, self._base_env())
         component = self.components["livy-standin"]
 

@@ -1414,3 +1414,25 @@ class BasicAuthSubclass(requests.auth.HTTPBasicAuth):
 def test_async_auth_type_without_a_counterpart(auth_type):
     # 4.6.4's triggerer used aiohttp's basic auth with the connection's login whatever the class.
     assert async_auth_type(auth_type) is None
+
+
+class TestRetriedReads:
+    """``LivyHook.retried_reads``: how the durable wait learns that Livy failed for a moment."""
+
+    def test_a_read_that_needed_another_attempt_is_counted_once(self, mocked_responses, livy_base_url):
+        url = f"{livy_base_url}/batches/1/state"
+        mocked_responses.get(url, status=503, body="restarting")
+        mocked_responses.get(url, body=requests.ConnectionError("refused"))
+        mocked_responses.get(url, json={"id": 1, "state": "running"})
+        hook = LivyHook()
+        hook.retry_args = FAST_RETRY
+        assert hook.get_batch_state(1) is BatchState.RUNNING
+        assert hook.retried_reads == 1
+        assert hook.get_batch_state(1) is BatchState.RUNNING
+        assert (hook.retried_reads, len(mocked_responses.calls)) == (1, 4), "answered at once: not counted"
+
+    def test_without_retry_args_nothing_is_counted(self, mocked_responses, livy_base_url):
+        mocked_responses.get(f"{livy_base_url}/batches/1/state", json={"id": 1, "state": "running"})
+        hook = LivyHook()
+        hook.get_batch_state(1)
+        assert hook.retried_reads == 0

@@ -19,24 +19,37 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
+import tenacity
 
 from airflow.providers.apache.livy.exceptions import (
     LivyBatchReplaced,
 )
+from airflow.providers.apache.livy.hooks.livy import LivyHook
 from airflow.providers.apache.livy.utils.batch_record import BatchRecord
+from airflow.providers.apache.livy.utils.durable_batch import DurableBatch
 from unit.apache.livy.utils.durable_helpers import (
     FAILED,
+    ID_KEY,
     KEY,
     LOG,
     SPARK,
+    TASK,
     durable,
     one_try,
     our_name,
     requests_sent,
     stored,
 )
+
+
+def durable_with_retries(store: Any) -> DurableBatch:
+    """A durable batch whose hook retries reads at once (as a DAG's ``retry_args`` would)."""
+    hook = LivyHook()
+    hook.retry_args = {"stop": tenacity.stop_after_attempt(3), "wait": tenacity.wait_none()}
+    return DurableBatch(hook, store=store, key=KEY, id_key=ID_KEY, task=TASK, log=LOG, follow_log=True)
 
 
 class TestWaiting:
@@ -82,6 +95,26 @@ class TestWaiting:
         with pytest.raises(LivyBatchReplaced):
             batch.wait(0.001)
         assert "DELETE" not in " ".join(requests_sent(livy))
+
+    def test_a_poll_that_needed_a_retry_checks_the_batch_before_trusting_its_state(self, livy, store):
+        # Livy crashed (one 503 from its gateway) and came back: id 0 now names another team's batch,
+        # in the same state as ours was. Without a check its state and log would pass for ours.
+        livy.states_for_new = ["running"] * 10
+        batch = durable_with_retries(store)
+        batch.submit(SPARK)
+        livy.batches[0].name = "another-teams-batch"
+        livy.queued["GET /batches/0/state"] = [(503, "restarting")]
+        with pytest.raises(LivyBatchReplaced):
+            batch.wait(0.001)
+        assert requests_sent(livy)[-3:] == ["GET /batches/0/state", "GET /batches/0/state", "GET /batches/0"]
+        assert "GET /batches/0/log" not in requests_sent(livy), "no line of the other batch's log is shown"
+
+    def test_polls_without_a_retry_read_only_the_state(self, livy, store):
+        livy.states_for_new = ["running", "running", "running", "success"]
+        batch = durable_with_retries(store)
+        batch.submit(SPARK)
+        batch.wait(0.001)
+        assert requests_sent(livy).count("GET /batches/0") == 1, "only the end is confirmed by a whole read"
 
     def test_an_end_the_whole_batch_contradicts_is_waited_through(self, livy, store):
         # /state says dead, but the batch read says recovering (Livy restarted with recovery).

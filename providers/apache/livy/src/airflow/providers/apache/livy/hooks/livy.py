@@ -89,6 +89,9 @@ class LivyHook(_LivyHookBase, HttpHook):
     """
 
     default_headers = DEFAULT_HEADERS
+    retried_reads = 0
+    """How many reads needed more than one attempt: Livy (or the way to it) failed for a moment, and
+    may have restarted meanwhile, so what answers under a batch's id may be another batch."""
 
     def __init__(
         self,
@@ -145,8 +148,21 @@ class LivyHook(_LivyHookBase, HttpHook):
         send = self._request_sender(endpoint, method, data, headers)
         retry_args = self.retry_args if retry_args is None else retry_args
         if retry_args and method in ("GET", "HEAD"):
-            return tenacity.Retrying(**read_retry_args(retry_args))(send)
+            return tenacity.Retrying(**read_retry_args(retry_args))(self._counting_retries(send))
         return send()
+
+    def _counting_retries(self, send: Callable[[], requests.Response]) -> Callable[[], requests.Response]:
+        """``send``, counting in :attr:`retried_reads` each read that needed another attempt."""
+        attempts = 0
+
+        def attempt() -> requests.Response:
+            nonlocal attempts
+            attempts += 1
+            if attempts == 2:
+                self.retried_reads += 1
+            return send()
+
+        return attempt
 
     def _request_sender(
         self, endpoint: str, method: str, data: Any, headers: dict[str, Any] | None

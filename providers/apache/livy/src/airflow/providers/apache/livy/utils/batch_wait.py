@@ -161,11 +161,19 @@ class BatchWait:
                 tracked.fence()
                 if isinstance(batch.get("state"), str):
                     return batch["state"], batch
+            retried = self._retried_reads()
             state = self.hook.get_batch_state(tracked.current_id, retry_args=self.retry_args)
+            if batch is None and tracked.current.is_identifiable and self._retried_reads() != retried:
+                # Livy failed for a moment: it may have restarted and given the id to another batch,
+                # whose state (and log) must not be taken for ours. Read the whole batch to check.
+                return self._read(full_read=True)
             return state.value, batch
         except LivyBatchNotFound:
             self.kill.raise_if_deleted()
             raise
+
+    def _retried_reads(self) -> int:
+        return int(getattr(self.hook, "retried_reads", 0) or 0)
 
     def _recorded_if_finished(
         self, state: str, batch: dict[str, Any] | None, checks: IdentityChecks | None = None
