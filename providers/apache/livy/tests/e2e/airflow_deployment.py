@@ -578,7 +578,8 @@ class Deployment:
 
         wait_until("the Livy stand-in to bind", bound, 30)
         self.livy_port = int(port_file.read_text().strip())
-        self._log(f"Livy stand-in listening at {self.livy_url}")
+        what = "Livy stand-in" if self.livy_upstream is None else f"Journaling proxy to {self.livy_upstream}"
+        self._log(f"{what} listening at {self.livy_url}")
 
     def _airflow(self, *args: str) -> list[str]:
         binary = Path(sys.executable).parent / "airflow"
