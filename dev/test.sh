@@ -29,6 +29,17 @@ step() {
   step_start=$now
   log "$1"
 }
+# On a failure: the steps that passed, with their times, and the one that failed.
+report_failure() {
+  local code=$?
+  ((code)) || return 0
+  steps+=("$(printf '%4d s  %s' $(($(date +%s) - step_start)) "FAILED: $step_name")")
+  printf '\n' >&2
+  printf '%s\n' "${steps[@]}" >&2
+  printf '\033[1;31mthe test command failed in step "%s" (exit %d) after %d s\033[0m\n' \
+    "$step_name" "$code" $(($(date +%s) - start)) >&2
+}
+trap report_failure EXIT
 
 ensure_uv
 $quick || ensure_services
@@ -89,3 +100,4 @@ if ! $quick; then
 fi
 step "all tests passed in $(( $(date +%s) - start )) s"
 printf '%s\n' "${steps[@]}" >&2
+trap - EXIT

@@ -544,10 +544,15 @@ class Deployment:
 
     def _executor_env(self) -> dict[str, str]:
         """The metadata database and the executor (with its broker)."""
-        if self.redis is None or self.postgres is None:
+        if self.postgres is None:
             return {
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url,
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "livy_e2e_loopback.SQLITE_CONNECT_ARGS",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            }
+        if self.redis is None:
+            return {
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url,
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             }
         return {
@@ -1336,7 +1341,7 @@ class CrashRun:
 
     def summary(self) -> str:
         """One line: the run's POSTs and DELETEs, its end, and the timings."""
-        posts = [e for e in self.requests_of("POST") if e["status"] == 201]
+        posts = [e for e in self.requests_of("POST") if e["created_id"] is not None]  # reply lost or not
         deletes = self.requests_of("DELETE")
         timings = ", ".join(f"{label} {seconds:.1f}s" for label, seconds in self.timings().items())
         return (

@@ -1,7 +1,7 @@
 """
 Fixtures of the end-to-end tests: real Airflow 3.3+ deployments, each shared by the tests of its kind.
 
-* ``airflow_deployment``: LocalExecutor on SQLite (``test_crash_recovery.py``, ``test_on_kill.py``);
+* ``airflow_deployment``: LocalExecutor on PostgreSQL (``test_crash_recovery.py``, ``test_on_kill.py``);
   scenarios in :data:`SCENARIOS`, tests marked ``crash_scenario(name)``, fixture ``crash_runs``.
 * ``celery_deployment``: CeleryExecutor with :data:`CELERY_WORKERS` on PostgreSQL and Redis from Debian's
   packages (``test_distributed.py``); scenarios in :data:`CELERY_SCENARIOS`, tests marked
@@ -251,7 +251,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 MAX_CONCURRENT_SCENARIOS = int(os.environ.get("LIVY_E2E_CONCURRENCY", "5"))
-"""Scenarios running at once: more starve the single api-server (SQLite) on 2 cores when cold."""
+"""Scenarios running at once: more starve the single api-server on 2 cores when cold."""
 
 
 RunT = TypeVar("RunT", CrashRun, MappedRun, Airflow34Run)
@@ -376,22 +376,28 @@ def airflow_deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
         pytest.skip(SKIP_REASON)
     reuse = os.environ.get("LIVY_E2E_AIRFLOW_HOME")
     home = Path(reuse) if reuse else Path(tempfile.mkdtemp(prefix="livy-e2e-"))
-    # One slot per scenario: none waits for another's task to end.
+    # The metadata database is PostgreSQL (Debian's packages), as in production: with every scenario at
+    # once, SQLite's single write lock stalled the api-server for its whole 30 s busy timeout.
+    postgres = PostgresServer(scratch_dir("livy-e2e-postgres-") / "postgres")
     airflow34 = AIRFLOW_3_4_PLUS
     deployment = Deployment(
         home,
         [EXAMPLE_DAG, *TEST_DAGS, *(AIRFLOW_34_DAGS if airflow34 else [])],
-        # Loop iterations run one after another; a mapped body runs its instances at once.
+        # One slot per scenario: none waits for another's task to end. Loop iterations run one after
+        # another; a mapped body runs its instances at once.
         parallelism=len(SCENARIOS) + SPARE_SLOTS + 2,
         triggerer=True,
         log=_progress("deployment"),
+        postgres=postgres,
     )
-    try:
-        deployment.start(DAG_IDS + (AIRFLOW_34_DAG_IDS if airflow34 else ()))
-        yield deployment
-    finally:
-        deployment.stop()
-        _keep_or_remove(request, home, keep=bool(reuse))
+    with postgres:
+        try:
+            deployment.start(DAG_IDS + (AIRFLOW_34_DAG_IDS if airflow34 else ()))
+            yield deployment
+        finally:
+            deployment.stop()  # before PostgreSQL stops
+    shutil.rmtree(postgres.scratch.parent, ignore_errors=True)
+    _keep_or_remove(request, home, keep=bool(reuse))
 
 
 @pytest.fixture(scope="session")

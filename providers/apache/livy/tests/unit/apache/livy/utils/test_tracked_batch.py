@@ -26,8 +26,11 @@ from airflow.exceptions import AirflowException
 from airflow.providers.apache.livy.exceptions import LivyBatchReplaced, LivyBatchTakenOver
 from airflow.providers.apache.livy.hooks.livy import LivyHook
 from airflow.providers.apache.livy.utils.batch_record import BatchRecord
+from airflow.providers.apache.livy.utils.durable_batch import DurableBatch
+from airflow.providers.apache.livy.utils.kill_policy import KillAction, KillPolicy
 from airflow.providers.apache.livy.utils.record_store import RecordStore
 from airflow.providers.apache.livy.utils.tracked_batch import TrackedBatch
+from unit.apache.livy.task_context import MemoryTaskStateStore
 from unit.apache.livy.utils.durable_helpers import KEY, LOG, SPARK, TASK, durable, requests_sent
 
 
@@ -99,3 +102,45 @@ class TestCheckedReads:
         with pytest.raises(LivyBatchReplaced):
             batch.read_own_batch()
         assert batch.verified is False
+
+
+class TestWritesARetryCanDoWithout:
+    """A write after the POST that fails while Airflow still runs the try does not fail the try."""
+
+    @staticmethod
+    def flaky_store(store: Any, failing_writes: set[int]) -> Any:
+        class FlakyStore(type(store)):  # the API server timed out on some writes
+            writes = 0
+
+            def set(self, key: str, value: Any, retention: Any = None) -> None:
+                FlakyStore.writes += 1
+                if FlakyStore.writes in failing_writes:
+                    raise RuntimeError("API_SERVER_ERROR: ReadTimeout")
+                super().set(key, value, retention)
+
+        return FlakyStore(store.journal)
+
+    def test_a_failed_id_write_is_stored_whole_by_the_next_write(self, livy):
+        store = self.flaky_store(MemoryTaskStateStore(livy.journal), failing_writes={2})
+        livy.states_for_new = ["running", "success"]
+        batch = DurableBatch(LivyHook(), store=store, key=KEY, task=TASK, log=LOG, kill_policy=_running())
+        batch.submit(SPARK)  # write 1: the write-ahead record; write 2 (the id) fails
+        assert BatchRecord.from_stored(store.get(KEY)).batch_id is None
+        batch.wait(0.001)
+        batch.result()
+        batch.mark_delivered()
+        final = BatchRecord.from_stored(store.get(KEY))
+        assert (final.batch_id, final.final_state, final.delivered_try) == (0, "success", 1)
+        assert livy.post_count == 1
+
+    def test_the_write_ahead_record_still_fails_closed(self, livy):
+        store = self.flaky_store(MemoryTaskStateStore(livy.journal), failing_writes={1})
+        batch = DurableBatch(LivyHook(), store=store, key=KEY, task=TASK, log=LOG, kill_policy=_running())
+        with pytest.raises(RuntimeError, match="ReadTimeout"):
+            batch.submit(SPARK)
+        assert livy.post_count == 0, "nothing is posted without its record"
+
+
+def _running() -> KillPolicy:
+    """Airflow still runs the try (what the kill policy asks the API server)."""
+    return KillPolicy(KillAction.AUTO, lambda: "running")

@@ -130,7 +130,7 @@ class BatchResume:
             return PriorStatus.GONE
         state = _state_of(batch, record)
         if batch_outcome(state) is not BatchOutcome.ACTIVE:
-            self.tracked.save(self.tracked.current.finished(state, batch))
+            self.tracked.keep(self.tracked.current.finished(state, batch))
         self.log.info("%s is %s", self.tracked.current.describe(), state)
         return state
 

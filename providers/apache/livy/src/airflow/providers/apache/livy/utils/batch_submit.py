@@ -80,7 +80,7 @@ class BatchSubmit:
                 return tracked.current
             record = self._next_submission(previous, prefix)
             tracked.save(record)
-            tracked.save(record.created(self._create(record, batch_kwargs)))
+            tracked.keep(record.created(self._create(record, batch_kwargs)))
         tracked.verified = True
         self.output.publish_links()
         self.kill.honour_request()

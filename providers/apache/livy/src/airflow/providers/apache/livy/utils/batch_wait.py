@@ -139,7 +139,7 @@ class BatchWait:
     def record_final_state(self, state: str | None) -> None:
         """Record the terminal ``state`` a trigger saw (``None``: it saw none)."""
         if state is not None and batch_outcome(state) is not BatchOutcome.ACTIVE:
-            self.tracked.save(self.tracked.current.finished(state))
+            self.tracked.keep(self.tracked.current.finished(state))
 
     def _poll(self, *, full_read: bool) -> tuple[str, dict[str, Any] | None]:
         """
@@ -196,5 +196,5 @@ class BatchWait:
             if batch_outcome(state) is BatchOutcome.ACTIVE:
                 return False
         self.log.info("%s finished in state %s", tracked.current.describe(), state)
-        tracked.save(tracked.current.finished(state, batch))
+        tracked.keep(tracked.current.finished(state, batch))
         return True

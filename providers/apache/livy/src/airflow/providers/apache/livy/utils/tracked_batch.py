@@ -59,6 +59,7 @@ class TrackedBatch:
         self.record: BatchRecord | None = None
         self.verified = False
         """Whether this try has checked that the batch under the record's id is ours."""
+        self._warned_unstored = False
         self.on_write_failed: Callable[[Exception], None] = _no_reaction
         """Called when a write is refused, before the error is raised (the kill uses it)."""
 
@@ -91,21 +92,50 @@ class TrackedBatch:
         return parse_stored(value, self.key, self.log)
 
     def save(self, record: BatchRecord) -> None:
-        """Store ``record`` (the whole record), unless a later try owns the batch now; then keep it."""
+        """
+        Store ``record`` (the whole record), or raise: a write the next try, or the fence, relies on.
+
+        That is the record written ahead of the POST, a try taking the batch over, a refusal and the
+        delivered result. Raises :class:`~.LivyBatchTakenOver` if a later try owns the batch now.
+        """
+        self._write(record, required=True)
+
+    def keep(self, record: BatchRecord) -> None:
+        """
+        Store ``record`` if the store takes it: a write a retry can do without.
+
+        That is an id, an app id, a final state or a log cursor: Livy, or the next write, has them.
+        A write that fails while Airflow still runs the try is logged (once) and does not fail it:
+        the record stays current in memory, and the next write stores it whole.
+        """
+        self._write(record, required=False)
+
+    def update(self, record: BatchRecord) -> None:
+        """Keep ``record`` (:meth:`keep`) if it differs from the current one."""
+        if record != self.record:
+            self.keep(record)
+
+    def _write(self, record: BatchRecord, *, required: bool) -> None:
         if self.records is not None:
             try:
                 self.records.write(record)
             except LivyBatchTakenOver:
                 raise
             except Exception as error:
-                self.on_write_failed(error)
-                raise
+                self.on_write_failed(error)  # raises if Airflow stopped this try
+                if required:
+                    raise
+                self._report_unstored(record, error)
         self.record = record
 
-    def update(self, record: BatchRecord) -> None:
-        """Save ``record`` if it differs from the current one."""
-        if record != self.record:
-            self.save(record)
+    def _report_unstored(self, record: BatchRecord, error: Exception) -> None:
+        if not self._warned_unstored:
+            self._warned_unstored = True
+            self.log.warning(
+                "Could not store the record of %s (%s); going on: the next write stores it whole",
+                record.describe(),
+                error,
+            )
 
     def fence(self) -> None:
         """Raise :class:`~.LivyBatchTakenOver` if a later try has taken the batch over."""
