@@ -121,6 +121,14 @@ SQLITE_BUSY_TIMEOUT = 30
 """Seconds an Airflow process waits for SQLite's write lock (``sqlite3.connect(timeout=...)``; Python's
 default, 5 s, has ended a restarted triggerer at startup with "database is locked" while every
 scenario ran at once on a loaded 2-core machine)."""
+API_SERVER_DB_POOL = {
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "20",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "40",
+}
+"""The api-server's metadata database connections. Its default pool (5, plus 10 overflow) ran dry when
+every scenario's task started at once (20 mapped instances and 10 scenarios on Celery): requests
+waited SQLAlchemy's whole ``pool_timeout`` (30 s) for a connection, the api-server answered nothing
+meanwhile, and tries were failed as silent (on SQLite files and PostgreSQL alike)."""
 SQLITE_LOCKED = "database is locked"
 TRIGGERER_STARTUP_SECONDS = 60.0
 """A triggerer that exits this soon after its start with :data:`SQLITE_LOCKED` in its log is started
@@ -405,7 +413,8 @@ class Deployment:
         self.env = self._airflow_env()
         if self.postgres is None:
             self._migrate()
-        self._start_airflow("api-server", "--workers", "1", "--host", LOOPBACK, "--port", str(self.api_port))
+        api_args = ("--workers", "1", "--host", LOOPBACK, "--port", str(self.api_port))
+        self._spawn("api-server", self._airflow("api-server", *api_args), {**self.env, **API_SERVER_DB_POOL})
         self._start_airflow("scheduler", "--skip-serve-logs")
         self._start_airflow("dag-processor")
         if self.with_triggerer:

@@ -376,8 +376,7 @@ def airflow_deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
         pytest.skip(SKIP_REASON)
     reuse = os.environ.get("LIVY_E2E_AIRFLOW_HOME")
     home = Path(reuse) if reuse else Path(tempfile.mkdtemp(prefix="livy-e2e-"))
-    # The metadata database is PostgreSQL (Debian's packages), as in production: with every scenario at
-    # once, SQLite's single write lock stalled the api-server for its whole 30 s busy timeout.
+    # The metadata database is PostgreSQL (Debian's packages), as in production.
     postgres = PostgresServer(scratch_dir("livy-e2e-postgres-") / "postgres")
     airflow34 = AIRFLOW_3_4_PLUS
     deployment = Deployment(
