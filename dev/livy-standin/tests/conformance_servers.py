@@ -14,12 +14,13 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 from livy_standin import LivyStandin
-from livy_standin.apache_livy import ApacheLivy
+from livy_standin.apache_livy import ApacheLivy, spark_app_name
 from livy_standin.spark import SparkLauncher
 
 APPS = Path(__file__).resolve().parents[2] / "spark-apps"
@@ -42,6 +43,8 @@ class Server:
     """Restart it as a crash does (no recovery): Livy SIGKILLed and started again."""
     live_submits: Callable[[], set[int]]
     """The pids of the spark-submit processes it started that still run."""
+    submit_of: Callable[[dict[str, Any]], int | None]
+    """The pid of the spark-submit that runs ``batch`` (a batch object), while it runs."""
 
     def get(self, path: str) -> requests.Response:
         return requests.get(self.url + path, timeout=30)
@@ -76,6 +79,15 @@ def apache_livy(workdir: Path | None = None, **kwargs: object) -> ApacheLivy:
     )
 
 
+def livy_submit_of(livy: ApacheLivy) -> Callable[[dict[str, Any]], int | None]:
+    """Find a batch's spark-submit among Livy's by the ``--name`` Livy gives it (the batch's name)."""
+
+    def submit_of(batch: dict[str, Any]) -> int | None:
+        return next((pid for pid in livy.spark_submit_pids() if spark_app_name(pid) == batch["name"]), None)
+
+    return submit_of
+
+
 def running_server(kind: str) -> Iterator[Server]:
     """Start a server of ``kind``, yield it, end it and everything it started."""
     require(kind)
@@ -85,7 +97,7 @@ def running_server(kind: str) -> Iterator[Server]:
             livy = apache_livy(Path(workdir))
             livy.start()
             try:
-                yield Server(kind, livy.url, livy.restart, livy.spark_submit_pids)
+                yield Server(kind, livy.url, livy.restart, livy.spark_submit_pids, livy_submit_of(livy))
             finally:
                 livy.stop()
         return
@@ -93,10 +105,17 @@ def running_server(kind: str) -> Iterator[Server]:
     try:
         with LivyStandin(host="127.0.0.1", port=0, spark=launcher, livy_version=LIVY_VERSION) as standin:
 
-            def live_submits() -> set[int]:
+            def running_jobs() -> list[dict[str, Any]]:
                 jobs = requests.get(f"{standin.url}/admin/spark", timeout=10).json()
-                return {job["pid"] for job in jobs if job["exit_code"] is None}
+                return [job for job in jobs if job["exit_code"] is None]
 
-            yield Server(kind, standin.url, lambda: standin.restart(recovery=False), live_submits)
+            def live_submits() -> set[int]:
+                return {job["pid"] for job in running_jobs()}
+
+            def submit_of(batch: dict[str, Any]) -> int | None:
+                return next((job["pid"] for job in running_jobs() if job["batch_id"] == batch["id"]), None)
+
+            restart = lambda: standin.restart(recovery=False)  # noqa: E731
+            yield Server(kind, standin.url, restart, live_submits, submit_of)
     finally:
         launcher.close()

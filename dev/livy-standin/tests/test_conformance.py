@@ -173,10 +173,9 @@ class TestLifecycle:
         assert any("ValueError" in line for line in log)
 
     def test_delete_kills_the_running_spark_submit(self, server: Server) -> None:
-        before = server.live_submits()
         created = server.post("/batches", pi(unique("deleted"), "20", "5")).json()
-        wait_until(lambda: server.live_submits() - before, 60, "spark-submit started")
-        (submit,) = server.live_submits() - before
+        wait_until(lambda: server.submit_of(created) is not None, 60, "spark-submit started")
+        submit = server.submit_of(created)
         reply = server.delete(f"/batches/{created['id']}")
         assert (reply.status_code, reply.json()) == (200, {"msg": "deleted"})
         assert server.get(f"/batches/{created['id']}").status_code == 404

@@ -90,6 +90,7 @@ class ApacheLivy:
     """The ``--name`` Livy gave each spark-submit seen (the batch's name, if it has one)."""
     _own_workdir: bool = False
     _watching: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def url(self) -> str:
@@ -135,16 +136,18 @@ class ApacheLivy:
         def sample() -> None:
             while self._watching.is_set():
                 for pid in self.spark_submit_pids():
-                    if pid not in self.submits_seen:
-                        self.submits_seen[pid] = time.time()
-                        self.submit_names[pid] = _spark_app_name(pid)
+                    with self._lock:
+                        if pid not in self.submits_seen:
+                            self.submits_seen[pid] = time.time()
+                            self.submit_names[pid] = spark_app_name(pid)
                 time.sleep(interval)
 
         threading.Thread(target=sample, name="apache-livy-submits", daemon=True).start()
 
     def submits_since(self, since: float) -> set[int]:
         """The spark-submit processes first seen at or after ``since`` (unix time)."""
-        return {pid for pid, seen in self.submits_seen.items() if seen >= since}
+        with self._lock:
+            return {pid for pid, seen in self.submits_seen.items() if seen >= since}
 
     def stop(self, *, kill: bool = False) -> None:
         """End Livy (SIGTERM, SIGKILL after a grace; at once with ``kill``), then what it left running.
@@ -152,10 +155,11 @@ class ApacheLivy:
         The workdir stays when it was given, so a restart finds Livy's recovery state there.
         """
         if self.process is not None:
-            self.started_submits |= self.spark_submit_pids()
-            _end(self.process.pid, kill=kill)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=STOP_GRACE_SECONDS + 5)
+            if self.process.poll() is None:  # a reaped pid may name another process by now
+                self.spark_submit_pids()
+                _end(self.process.pid, kill=kill)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(timeout=STOP_GRACE_SECONDS + 5)
             self.process = None
         if not kill:
             self._watching.clear()
@@ -173,10 +177,12 @@ class ApacheLivy:
         self.start()
 
     def end_leftover_submits(self) -> None:
-        """End every spark-submit this Livy started that still runs (by pid)."""
-        for pid in sorted(self.started_submits):
-            _end(pid, kill=False)
-        self.started_submits.clear()
+        """End every spark-submit this Livy started that still runs (by pid, if it still is one)."""
+        with self._lock:
+            pids, self.started_submits = sorted(self.started_submits), set()
+        for pid in pids:
+            if _is_spark_submit(pid):  # not a pid the system has given to another process since
+                _end(pid, kill=False)
 
     def spark_submit_pids(self) -> set[int]:
         """The pids of the spark-submit processes (Spark drivers) Livy started and that still run."""
@@ -184,7 +190,8 @@ class ApacheLivy:
         if process is None:
             return set()
         pids = {pid for pid in _descendants(process.pid) if _is_spark_submit(pid)}
-        self.started_submits |= pids
+        with self._lock:
+            self.started_submits |= pids
         return pids
 
     def _write_configuration(self) -> None:
@@ -255,8 +262,9 @@ class ApacheLivy:
                 if requests.get(f"{self.url}/batches", timeout=2).status_code == 200:
                     return
             time.sleep(0.25)
+        tail = self._log_tail()
         self.stop(kill=True)
-        raise RuntimeError(f"Apache Livy did not answer within {STARTUP_SECONDS:.0f} s: {self._log_tail()}")
+        raise RuntimeError(f"Apache Livy did not answer within {STARTUP_SECONDS:.0f} s: {tail}")
 
     def _log_tail(self) -> str:
         assert self.workdir is not None
@@ -312,7 +320,7 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _spark_app_name(pid: int) -> str:
+def spark_app_name(pid: int) -> str:
     """The ``--name`` argument of spark-submit ``pid`` ("" if it has none or is gone)."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")

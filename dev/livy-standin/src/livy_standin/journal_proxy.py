@@ -104,12 +104,18 @@ class JournalingProxy(ThreadingHTTPServer):
         for index, batch in known:
             if batch["forgotten"]:
                 continue
-            reply = self.session.get(f"{self.upstream}/batches/{batch['id']}", timeout=10)
-            now = reply.json() if reply.status_code == 200 else None
-            if now is None or now.get("name") != batch["name"]:
-                batch["forgotten"] = True  # gone, or its id now names another batch (a restart)
+            try:
+                reply = self.session.get(f"{self.upstream}/batches/{batch['id']}", timeout=10)
+            except requests.RequestException:
+                continue  # Livy is down: what it last said stands
+            if reply.status_code == 404:
+                batch["forgotten"] = True  # Livy no longer holds it
+            elif reply.status_code == 200 and reply.json().get("name") != batch["name"]:
+                batch["forgotten"] = True  # its id now names another batch (a restart)
+            elif reply.status_code == 200:
+                batch["state"], batch["appId"] = reply.json().get("state"), reply.json().get("appId")
             else:
-                batch["state"], batch["appId"] = now.get("state"), now.get("appId")
+                continue  # any other reply says nothing about the batch
             with self.lock:
                 self.created[index].update(
                     state=batch["state"], appId=batch["appId"], forgotten=batch["forgotten"]
@@ -168,7 +174,7 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "POST /batches" and reply.status_code == 201:
             created_id = reply.json().get("id")
             self.server.remember_created(created_id, posted)
-        drop = drop_asked and self._first_drop_of(name) and created_id is not None
+        drop = drop_asked and created_id is not None and self._first_drop_of(name)
         record = RequestRecord(
             seq=seq,
             time=arrived,

@@ -9,7 +9,8 @@ Used by the e2e tests (``conftest.py``) and by ``dev/demo.py``; this is the only
 * :class:`Deployment` makes a scratch ``AIRFLOW_HOME``, copies DAG files into its dags folder, runs
   ``airflow db migrate`` and starts the Livy stand-in, ``airflow api-server``, ``airflow scheduler``,
   ``airflow dag-processor`` and optionally ``airflow triggerer``, each in its own process group, all
-  bound to 127.0.0.1. Two executors, one code path: LocalExecutor on SQLite (the default), or
+  bound to 127.0.0.1. Two executors, one code path: LocalExecutor on SQLite (the default) or on
+  PostgreSQL (given a server; what the e2e tests' shared deployment does), or
   CeleryExecutor (given :class:`CeleryWorker` s) on PostgreSQL (a database of its own on a shared
   :class:`~e2e.services.PostgresServer`) with a Redis broker of its own and ``airflow celery worker``
   processes, each recording its own loopback address as the hostname of the tries it runs. It talks
@@ -304,7 +305,7 @@ WORKER_STOPS: dict[str, str] = {
 class Deployment:
     """
     Airflow 3.3+ (api-server, scheduler, dag-processor, optionally triggerer) plus the Livy stand-in,
-    with LocalExecutor on SQLite, or with CeleryExecutor on PostgreSQL and Redis.
+    with LocalExecutor on SQLite or PostgreSQL, or with CeleryExecutor on PostgreSQL and Redis.
 
     :param home: the ``AIRFLOW_HOME`` to use; created if missing. Reusing a home keeps its migrated
         database (a warm start; SQLite only).

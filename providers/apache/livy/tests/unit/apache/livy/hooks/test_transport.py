@@ -400,6 +400,7 @@ def test_is_transient_status(status, transient):
         (aiohttp.InvalidURL("not a url"), False),
         (requests.ConnectionError("refused"), True),
         (requests.ReadTimeout("read"), True),
+        (requests.exceptions.ChunkedEncodingError("truncated"), True),
         (requests.exceptions.SSLError("certificate verify failed"), False),
         (requests.exceptions.InvalidURL("not a url"), False),
         (ValueError("a bug"), False),

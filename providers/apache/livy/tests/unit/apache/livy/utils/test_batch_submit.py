@@ -111,3 +111,13 @@ class TestSubmission:
             durable(store).submit(SPARK)
         assert stored(store).awaits_creation
         assert "DELETE" not in " ".join(requests_sent(livy))
+
+    def test_a_dead_batch_found_under_the_written_ahead_name_is_not_posted_again(self, livy, store):
+        # Try 1 wrote the record ahead, posted, and died before the id was stored; its batch then died.
+        livy.add(our_name(1), ["dead"], id=4)
+        store.set(KEY, BatchRecord.ahead_of_post(our_name(1), 1).owned_by(1).to_json())
+        batch = durable(store, try_number=2)
+        record = batch.submit(SPARK)
+        assert livy.posted[-1]["body"]["name"] == our_name(2), "a new submission, under a new name"
+        assert record.batch_id != 4
+        assert (record.name, stored(store).name) == (our_name(2), our_name(2))

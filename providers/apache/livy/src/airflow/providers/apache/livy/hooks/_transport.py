@@ -220,6 +220,7 @@ def is_refusal(error: LivyHttpError) -> bool:
 _TRANSIENT_ERRORS = (
     requests.ConnectionError,
     requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
     aiohttp.ClientConnectionError,
     aiohttp.ClientPayloadError,
     TimeoutError,

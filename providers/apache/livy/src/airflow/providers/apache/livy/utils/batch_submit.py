@@ -78,7 +78,9 @@ class BatchSubmit:
                 return tracked.current
             if previous is None and self._adopted_earlier_run_batch(prefix):
                 return tracked.current
-            record = self._next_submission(previous, prefix)
+            # What resuming just learnt (e.g. the batch under the written-ahead name ended dead) wins
+            # over the record read before it: else the next POST would reuse that name and adopt it.
+            record = self._next_submission(tracked.record or previous, prefix)
             tracked.save(record)
             tracked.keep(record.created(self._create(record, batch_kwargs)))
         tracked.verified = True
