@@ -116,6 +116,8 @@ class Batch:
     log_lost: bool = False
     killed_at: float | None = None
     forgotten: str | None = None
+    ring: int = LOG_RING_SIZE
+    """Lines the log buffer holds (``livy.cache-log.size``)."""
 
     @property
     def run_start(self) -> float:
@@ -172,10 +174,10 @@ class Batch:
         return min(total, math.floor(total * (now - self.run_start) / self.spec.duration_seconds))
 
     def log(self, now: float) -> list[str]:
-        """The buffered log: marker, the last ``LOG_RING_SIZE`` job lines, stderr marker (merged stream)."""
+        """The buffered log: marker, the last ``ring`` job lines, stderr marker (merged stream)."""
         if self.zombie or self.log_lost:
             return []
         emitted = self.lines_emitted(now)
-        first = max(1, emitted - LOG_RING_SIZE + 1)
+        first = max(1, emitted - self.ring + 1)
         lines = [f"line {i} of batch {self.id}" for i in range(first, emitted + 1)]
         return [STDOUT_MARKER, *lines, STDERR_MARKER]

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from .body import CreateBatchRequest
-from .jobs import LOG_TAIL_IN_BATCH, TERMINAL_STATES, Batch, JobSpec
+from .jobs import LOG_RING_SIZE, LOG_TAIL_IN_BATCH, TERMINAL_STATES, Batch, JobSpec
 
 if TYPE_CHECKING:
     from .spark import SparkLauncher
@@ -233,8 +233,11 @@ class Registry:
         gc_interval: float,
         clock: Callable[[], float] = time.monotonic,
         livy_version: str = "0.9.0-incubating",
+        log_ring: int = LOG_RING_SIZE,
     ):
         self.lock = threading.RLock()
+        self.log_ring = log_ring
+        """Lines each batch's log buffer holds (``livy.cache-log.size``)."""
         self.rejected = "Rejected, Reason: " if version_at_least(livy_version, 0, 8) else ""
         """What Livy 0.8+ puts in front of a refusal's text (§2b); 0.7 and older put nothing."""
         self.executor_log_urls = version_at_least(livy_version, 0, 9)
@@ -372,6 +375,7 @@ class Registry:
             created_wall=time.time(),
             zombie=req.file is None,
             queue=req.extra.get("queue"),
+            ring=self.log_ring,
         )
         if self.launcher is not None and not batch.zombie:
             batch = self.launcher.launch(batch, req)

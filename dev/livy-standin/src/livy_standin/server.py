@@ -16,7 +16,7 @@ from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .body import BodyError, parse_create_request
-from .jobs import JobSpec, JobSpecError
+from .jobs import LOG_RING_SIZE, JobSpec, JobSpecError
 from .registry import ApiError, Arrival, Registry, RequestRecord, is_id_segment, java_int, msg
 from .spark import SparkLauncher
 
@@ -69,6 +69,8 @@ def classify(method: str, parts: list[str]) -> str:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 1024
+    """The listen backlog: hundreds of triggers connect at once (socketserver's default is 5)."""
 
     def __init__(self, address: tuple[str, int], registry: Registry, csrf: bool, version: str, quiet: bool):
         super().__init__(address, _Handler)
@@ -447,13 +449,14 @@ class LivyStandin:
         livy_version: str = DEFAULT_LIVY_VERSION,
         quiet: bool = True,
         spark: SparkLauncher | None = None,
+        log_ring: int = LOG_RING_SIZE,
     ) -> None:
         self.host = check_loopback(host)
         self._requested_port = port
         self.csrf = csrf
         self.livy_version = livy_version
         self.quiet = quiet
-        self.registry = Registry(retain_seconds, gc_interval, livy_version=livy_version)
+        self.registry = Registry(retain_seconds, gc_interval, livy_version=livy_version, log_ring=log_ring)
         self.registry.launcher = spark  # real spark-submit jobs; its owner closes it (SparkLauncher.close)
         self._httpd: _HTTPServer | None = None
         self._threads: list[threading.Thread] = []

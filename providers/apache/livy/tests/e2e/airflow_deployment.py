@@ -122,6 +122,8 @@ SQLITE_BUSY_TIMEOUT = 30
 """Seconds an Airflow process waits for SQLite's write lock (``sqlite3.connect(timeout=...)``; Python's
 default, 5 s, has ended a restarted triggerer at startup with "database is locked" while every
 scenario ran at once on a loaded 2-core machine)."""
+EXECUTION_API_TIMEOUT = 30
+"""``[workers] execution_api_timeout``: seconds a task process waits for one answer of the API server."""
 API_SERVER_DB_POOL = {
     "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "20",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "40",
@@ -547,6 +549,9 @@ class Deployment:
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "1",
             "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "2",
+            # Airflow waits 5 s for the API server by default; a busy 2-core CI machine can take longer
+            # to answer a task's store write or XCom push, which must not turn load into a failed try.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": str(EXECUTION_API_TIMEOUT),
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": str(TRIGGERER_HEALTH_CHECK_THRESHOLD),
             "AIRFLOW_CONN_LIVY_DEFAULT": json.dumps(conn),

@@ -160,7 +160,11 @@ def test_marked_failed_deletes_the_batch_and_its_spark_submit(
     assert [entry["path"] for entry in deletes] == [f"/batches/{batch['id']}"], crash.describe()
     assert deletes[0]["status"] == 200, crash.describe()
     assert batch["id"] not in livy_batches(apache_livy), "Livy forgot the deleted batch"
-    (submit,) = apache_livy.submits_since(began)
+    # The batch's spark-submit, by the --name Livy gives it (a leftover of an earlier scenario may be
+    # first sampled after this one began).
+    (submit,) = [
+        pid for pid in apache_livy.submits_since(began) if apache_livy.submit_names[pid] == batch["name"]
+    ]
     deadline = time.monotonic() + 30
     while submit in apache_livy.spark_submit_pids() and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -255,6 +259,11 @@ def take_the_id(livy: Any, batch_id: int, name: str) -> dict[str, Any]:
     return requests.post(f"{livy.url}/batches", json=body, headers=headers, timeout=60).json()
 
 
+def polled_paths(batch_id: int) -> tuple[str, str]:
+    """What a poll reads: the batch's state, or the whole batch (for its log's last lines)."""
+    return f"/batches/{batch_id}/state", f"/batches/{batch_id}"
+
+
 def wait_for_our_running_batch(deployment: Deployment, since: float) -> dict[str, Any]:
     """The batch of the run started after ``since``, once Livy runs it and the task polled it twice."""
     deadline = time.monotonic() + 120
@@ -266,7 +275,7 @@ def wait_for_our_running_batch(deployment: Deployment, since: float) -> dict[str
             polls = [
                 e
                 for e in deployment.livy_requests(batches)
-                if e["method"] == "GET" and e["path"] == f"/batches/{batches[0]['id']}/state"
+                if e["method"] == "GET" and e["path"] in polled_paths(batches[0]["id"])
             ]
             if len(polls) >= 2:
                 return batches[0]

@@ -164,14 +164,16 @@ BATCH = {"id": 9, "name": None, "state": "starting", "appId": None, "appInfo": {
 @only_before_3_3
 def test_operator_submits_polls_and_returns_on_the_fallback(mocked_responses, livy_base_url):
     mocked_responses.post(f"{livy_base_url}/batches", status=201, json=BATCH)
-    mocked_responses.get(f"{livy_base_url}/batches/9/state", json={"id": 9, "state": "running"})
-    mocked_responses.get(f"{livy_base_url}/batches/9/state", json={"id": 9, "state": "success"})
-    mocked_responses.get(
-        f"{livy_base_url}/batches/9", json={**BATCH, "state": "success", "appId": "application_1_0009"}
-    )
-    mocked_responses.get(
-        f"{livy_base_url}/batches/9/log", json={"id": 9, "from": 0, "total": 1, "log": ["done"]}
-    )
+    running = {**BATCH, "state": "running", "log": ["stdout: ", "\nstderr: "]}
+    done = {
+        **running,
+        "state": "success",
+        "appId": "application_1_0009",
+        "log": ["stdout: ", "done", "\nstderr: "],
+    }
+    mocked_responses.get(f"{livy_base_url}/batches/9", json=running)
+    mocked_responses.get(f"{livy_base_url}/batches/9", json=done)
+    mocked_responses.get(f"{livy_base_url}/batches/9/log", json={"from": 0, "total": 3, "log": done["log"]})
     ti = FakeTaskInstance()
     operator = make_operator(polling_interval=0.01, conf={"spark.x": "1"})
 
@@ -179,14 +181,12 @@ def test_operator_submits_polls_and_returns_on_the_fallback(mocked_responses, li
 
     requests_sent = [(call.request.method, call.request.path_url) for call in mocked_responses.calls]
     assert [method for method, _ in requests_sent].count("POST") == 1
-    assert [path for _, path in requests_sent] == [
-        "/batches",
-        "/batches/9/state",
-        "/batches/9/log?from=0&size=-1",  # the live log, after each poll that waits
-        "/batches/9/state",
-        "/batches/9/log?from=0&size=-1",  # the end: what the live log did not show yet
-        "/batches/9",
-    ]
+    # One request a poll: the batch objects carry the state, the app id and the log's last lines;
+    # the log's end once more after the end (a few lines more than a poll brought).
+    paths = [path for _, path in requests_sent]
+    assert paths[:3] == ["/batches", "/batches/9", "/batches/9"]
+    assert paths[3:] == ["/batches/9/log?from=-1&size=15"]
+    assert operator._batch.record.log_cursor["stdout"][0] == 2  # "stdout: " and "done", shown
     assert json.loads(mocked_responses.calls[0].request.body) == {
         "file": "s3://bucket/app.py",
         "conf": {"spark.x": "1"},

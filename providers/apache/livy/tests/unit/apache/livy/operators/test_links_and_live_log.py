@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from airflow.exceptions import AirflowException
 
 from airflow.providers.apache.livy.hooks.livy import LivyHook
 from airflow.providers.apache.livy.operators.livy import LivyOperator
@@ -134,7 +135,8 @@ def scripted(livy):
 class TestPolling:
     @pytest.mark.parametrize("durable", [True, False])
     def test_every_line_reaches_the_task_log_once_while_it_waits(self, scripted, store, logs, durable):
-        everything = script_batch(scripted, lines=1000, polls=8)
+        # 50 lines a poll: more than a batch object shows, so the log endpoint is read (every 2 polls)
+        everything = script_batch(scripted, lines=1000, polls=20)
         ti = JournaledTaskInstance(journal=scripted.journal)
         assert run(scripted, store, ti, durable=durable) == 0
         assert shown(logs()) == everything
@@ -145,27 +147,43 @@ class TestPolling:
         assert shown(logs()) == everything
         assert "were lost" not in logs()
 
-    def test_one_log_request_per_poll_and_one_store_write_per_poll_that_showed_lines(self, scripted, store):
-        script_batch(scripted, lines=100, polls=5)
+    def test_a_few_lines_a_poll_need_no_log_request_one_request_a_poll(self, scripted, store, logs):
+        everything = script_batch(scripted, lines=60, polls=20)  # 3 lines a poll
         run(scripted, store, JournaledTaskInstance(journal=scripted.journal))
         requests = [f"{e[1]} {e[2]}" for e in scripted.journal if e[0] == "http"]
-        after_post = requests[1:]
-        log_reads = [i for i, request in enumerate(after_post) if request.endswith("/log")]
-        assert all(not after_post[i - 1].endswith("/log") for i in log_reads)  # one after each poll
-        polls = len(after_post) - len(log_reads)
-        assert len(log_reads) <= polls
-        writes = [e for e in scripted.journal if e[0] == "store-set"]
-        assert len(writes) <= 2 + 1 + (len(log_reads) - 1) + 2  # + a cursor per poll that showed lines
+        assert shown(logs()) == everything
+        # The log's end is read once, after the batch ended; every other line came with a poll.
+        assert [request for request in requests if request.endswith("/log")] == ["GET /batches/0/log"]
+        assert requests[-1] == "GET /batches/0/log"
+        # A read per state the script holds (starting, 20 running, success), the end's check and log.
+        assert len(requests[1:]) <= 22 + 2
+
+    @pytest.mark.airflow33  # the record is kept in the task state store
+    @pytest.mark.parametrize(("lines", "outcome"), [(10, "success"), (1000, "success"), (1000, "dead")])
+    def test_a_task_writes_the_store_four_times_whatever_its_log(self, scripted, store, lines, outcome):
+        script_batch(scripted, lines=lines, polls=20)
+        scripted.states_for_new[-1] = outcome
+        ti = JournaledTaskInstance(journal=scripted.journal)
+        if outcome == "success":
+            run(scripted, store, ti)
+        else:
+            with pytest.raises(AirflowException, match="did not succeed"):
+                run(scripted, store, ti)
+        writes = [entry[1] for entry in scripted.journal if entry[0] == "store"]
+        # Ahead of the POST, the mixin's id, the final state; then the delivered result, if any.
+        assert writes == [KEY, "livy_batch_id", KEY, KEY][: 4 if outcome == "success" else 3]
+        final = BatchRecord.from_stored(store.get(KEY))
+        assert final.final_state == outcome
+        if outcome == "success":  # stored with the delivered result, after the log's end was shown
+            assert final.log_cursor["stdout"][0] == 1 + lines  # the marker and every line
 
     @pytest.mark.airflow33  # the record is kept in the task state store
     def test_the_links_are_pushed_while_the_batch_runs_and_the_driver_log_is_kept(self, scripted, store):
         script_batch(scripted, lines=10, polls=4)
         ti = JournaledTaskInstance(journal=scripted.journal)
         run(scripted, store, ti)
-        order = [
-            e[1] if e[0] == "xcom" else f"{e[1]} {e[2]}" for e in scripted.journal if e[0] != "store-set"
-        ]
-        first_poll = order.index("GET /batches/0/state")
+        order = [e[1] if e[0] == "xcom" else f"{e[1]} {e[2]}" for e in scripted.journal if e[0] != "store"]
+        first_poll = order.index("GET /batches/0")
         assert order.index("POST /batches") < order.index("_link_LivyBatchLink") < first_poll
         first_state_read_of_success = len(order) - 1 - order[::-1].index("GET /batches/0")
         assert order.index("_link_SparkUiLink") < first_state_read_of_success
@@ -190,8 +208,9 @@ class TestPolling:
         run(scripted, store, ti)
         assert ti.xcoms["_link_SparkDriverLogLink"] == DRIVER_LOG
         assert ti.xcoms["_link_SparkUiLink"] == SPARK_UI
-        whole_reads = [e for e in scripted.journal if e[0] == "http" and e[2] == "/batches/0"]
-        assert len(whole_reads) <= 2  # the one for the links, and the one at the end
+        polls = [e[2] for e in scripted.journal if e[0] == "http" and e[1] == "GET"]
+        assert len(polls) == 7  # a request a poll, the end's check, the log's end
+        assert polls.index("/batches/0/log") == 6  # else the log came with the batch reads
 
     def test_the_livy_link_follows_the_endpoint_prefix(self, scripted, store):
         scripted.prefix = "/gateway/livy"
@@ -262,7 +281,8 @@ class TestDeferrable:
         assert ti.xcoms["_link_SparkUiLink"] == SPARK_UI
         assert ti.xcoms["_link_SparkDriverLogLink"] == DRIVER_LOG
         requests = [f"{e[1]} {e[2]}" for e in scripted.journal if e[0] == "http"]
-        assert requests == ["POST /batches", "GET /batches/0/state", "GET /batches/0", "GET /batches/0/log"]
+        # The log's lines so far came with the whole read that brought the links.
+        assert requests == ["POST /batches", "GET /batches/0/state", "GET /batches/0"]
 
     def test_a_batch_already_running_is_read_whole_once_so_the_trigger_follows_the_log(
         self, scripted, store, logs
@@ -276,6 +296,26 @@ class TestDeferrable:
         # Not a links-only trigger that leaves the log unfollowed until the task resumes.
         assert (trigger._report_links, trigger._follow_log) == (False, True)
         assert ti.xcoms["_link_SparkUiLink"] == SPARK_UI
+
+    @pytest.mark.airflow33  # the record is kept in the task state store
+    def test_a_deferred_task_writes_the_store_four_times(self, scripted, store, logs):
+        script_batch(scripted, lines=10, polls=3)
+        ti = JournaledTaskInstance(journal=scripted.journal)
+        context = {"ti": ti, "task_state_store": store}
+        with pytest.raises(TaskDeferred) as deferred:
+            operator(deferrable=True, polling_interval=5).execute(context)
+        trigger_cursor = LogStream(deferred.value.trigger._log_cursor)
+        trigger_cursor.update(livy_log(spark_lines(10)))  # the trigger showed the rest
+        scripted.batches[0].states = ["success"]
+        scripted.batches[0].logs = [livy_log(spark_lines(10))]
+        event = {"status": "success", "batch_id": 0, "response": "ok", "log_lines": None, "state": "success"}
+        event["log_cursor"] = trigger_cursor.cursor
+        assert operator(deferrable=True, polling_interval=5).execute_complete(context, event) == 0
+        writes = [entry[1] for entry in scripted.journal if entry[0] == "store"]
+        assert writes == [KEY, "livy_batch_id", KEY, KEY]  # ahead, the id, the final state, delivered
+        final = BatchRecord.from_stored(store.get(KEY))
+        assert (final.final_state, final.delivered_try) == ("success", 1)
+        assert final.log_cursor == trigger_cursor.cursor
 
     def test_links_come_back_in_a_running_event_and_the_task_defers_again(
         self, scripted, store, logs, monkeypatch
@@ -339,7 +379,10 @@ class TestDropInSeams:
         )
         ti = FakeTaskInstance()
         operator(durable=False).execute({"ti": ti})
-        assert pages.call_args_list == [mocker.call(7, 0, -1)] * 2  # while running, and at the end
+        # A mocked get_batch_state is called on every poll, so the log comes from the log endpoint:
+        # all of it while running, then its end (as many lines as it grew by a poll, and more).
+        assert pages.call_args_list[0] == mocker.call(7, 0, -1)
+        assert [call.args[:2] for call in pages.call_args_list[1:]] == [(7, -1)]
 
     def test_an_overridden_dump_batch_logs_keeps_4_6_4s_log_handling(self, scripted, store, mocker):
         dump = mocker.patch.object(LivyHook, "dump_batch_logs")

@@ -55,37 +55,71 @@ def script_states(livy_server, *states: str) -> None:
         livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": state})
 
 
-async def test_new_lines_reach_the_trigger_log_once_and_the_event_carries_the_cursor(livy_server, livy_logs):
-    script_states(livy_server, "running", "running", "running", "success")
+def batch_read(state: str, count: int) -> dict[str, Any]:
+    """Livy's batch object: its state and the last ten lines of its log."""
+    info = {"driverLogUrl": None, "sparkUiUrl": None}
+    tail = livy_log(count)["log"][-10:]
+    return {"id": 1, "name": None, "state": state, "appId": None, "appInfo": info, "log": tail}
+
+
+async def test_a_few_lines_a_poll_come_with_the_batch_reads_one_request_a_poll(livy_server, livy_logs):
+    for count in (3, 6, 9, 12, 15):
+        livy_server.reply("GET", "/batches/1", json_body=batch_read("running", count))
+    livy_server.reply("GET", "/batches/1", json_body=batch_read("success", 15))
+    trigger = LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL, follow_log=True)
+    event = await run_trigger(trigger)
+    assert spark_lines(livy_logs.messages) == [f"spark output {i:04d}" for i in range(1, 16)]
+    assert event["status"] == "success"
+    assert event["log_cursor"]["stdout"][0] == 1 + 15  # the marker and every line, shown
+    assert livy_server.paths() == ["/batches/1"] * 6
+
+
+async def test_a_fast_log_is_read_from_the_log_endpoint_each_line_once(livy_server, livy_logs):
+    livy_server.reply("GET", "/batches/1", json_body=batch_read("running", 150))
+    script_states(livy_server, "running", "running", "success")
     for count in (150, 300, 450):
-        livy_server.reply("GET", "/batches/1/log", json_body=livy_log(count), query=LOG_QUERY)
+        livy_server.reply("GET", "/batches/1/log", json_body=livy_log(count))
     trigger = LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL, follow_log=True)
     event = await run_trigger(trigger)
     assert spark_lines(livy_logs.messages) == [f"spark output {i:04d}" for i in range(1, 451)]
-    assert event["status"] == "success"
-    assert event["log_cursor"]["stdout"][0] == 1 + 450  # the marker and every line, shown
-    assert livy_server.paths().count("/batches/1/log") == 3  # one per poll that waits
+    assert event["log_cursor"]["stdout"][0] == 1 + 450
+    # 150 new lines a poll: more than a batch object holds, so the polls read the state alone and
+    # the log endpoint is asked for its end (all of it, the first time: its pace was unknown).
+    assert livy_server.paths() == [
+        "/batches/1",
+        "/batches/1/log",
+        "/batches/1/state",
+        "/batches/1/log",
+        "/batches/1/state",
+        "/batches/1/log",
+        "/batches/1/state",
+    ]
+    queries = [request.query for request in livy_server.requests if request.path.endswith("/log")]
+    assert queries[0] == LOG_QUERY
+    assert [query["from"] for query in queries[1:]] == ["-1", "-1"]
+    assert all(150 < int(query["size"]) < 400 for query in queries[1:])
 
 
 async def test_a_cursor_from_the_worker_is_where_the_trigger_starts(livy_server, livy_logs):
     shown = LogStream()
     shown.update(livy_log(100)["log"])
-    script_states(livy_server, "running", "success")
-    livy_server.reply("GET", "/batches/1/log", json_body=livy_log(120), query=LOG_QUERY)
+    livy_server.reply("GET", "/batches/1", json_body=batch_read("running", 105))
+    livy_server.reply("GET", "/batches/1", json_body=batch_read("success", 105))
     trigger = LivyTrigger(
         batch_id=1, spark_params={}, polling_interval=POLL, follow_log=True, log_cursor=shown.cursor
     )
     await run_trigger(trigger)
-    assert spark_lines(livy_logs.messages) == [f"spark output {i:04d}" for i in range(101, 121)]
+    assert spark_lines(livy_logs.messages) == [f"spark output {i:04d}" for i in range(101, 106)]
 
 
 async def test_a_log_that_cannot_be_read_is_given_up_and_the_wait_goes_on(livy_server, livy_logs):
-    script_states(livy_server, "running", "running", "success")
+    livy_server.reply("GET", "/batches/1", json_body=batch_read("running", 150))
+    script_states(livy_server, "running", "success")
     livy_server.reply("GET", "/batches/1/log", status=500, json_body={"msg": "boom"})
     trigger = LivyTrigger(batch_id=1, spark_params={}, polling_interval=POLL, follow_log=True)
     event = await run_trigger(trigger)
     assert event["status"] == "success"
-    assert livy_server.paths().count("/batches/1/log") == 1
+    assert livy_server.paths() == ["/batches/1", "/batches/1/log", "/batches/1/state", "/batches/1/state"]
     assert any("Not following the log" in warning for warning in livy_logs.warnings())
 
 
@@ -153,14 +187,15 @@ async def test_the_links_event_waits_for_its_delay_while_the_log_is_followed(
     livy_server.reply(
         "GET",
         "/batches/1",
-        json_body={"id": 1, "name": None, "state": "running", "appId": "app-1", "appInfo": RUNNING_INFO},
+        json_body={**batch_read("running", 3), "appId": "app-1", "appInfo": RUNNING_INFO},
     )
     livy_server.reply("GET", "/batches/1/state", json_body={"id": 1, "state": "running"})
-    livy_server.reply("GET", "/batches/1/log", json_body=livy_log(3), query=LOG_QUERY)
     trigger = LivyTrigger(
         batch_id=1, spark_params={}, polling_interval=POLL, report_links=True, follow_log=True
     )
     event = await run_trigger(trigger)
     assert event["status"] == "running"
-    assert livy_server.paths()[:3] == ["/batches/1", "/batches/1/log", "/batches/1/state"]  # then /state
+    # The log's last lines come with the whole reads; a quiet log is looked at less often.
+    assert livy_server.paths()[:3] == ["/batches/1", "/batches/1", "/batches/1/state"]
+    assert "/batches/1/log" not in livy_server.paths()
     assert spark_lines(livy_logs.messages) == [f"spark output {i:04d}" for i in range(1, 4)]

@@ -133,7 +133,7 @@ class TestOnKill:
             batch.wait(0.001)
         assert stopped.value.outcome is KillOutcome.KEPT
         assert "DELETE /batches/0" not in requests_sent(livy)
-        assert stored(store).awaits_creation is False, "the record still names the batch for the retry"
+        assert stored(store).name == batch.record.name, "the record still names the batch for the retry"
 
     def test_the_worker_goes_away_on_the_last_try_so_the_batch_is_deleted(self, livy, store):
         livy.states_for_new = ["running"] * 10
@@ -225,6 +225,7 @@ class TestStoppedBetweenHeartbeats:
             LivyHook(), store=cleared, key=KEY, task=TASK, log=LOG, kill_policy=policy("restarting")
         )
         batch.submit(SPARK)
+        batch.tracked.checkpoint_seconds = 0.0  # a long wait: the app id is checkpointed when seen
         cleared.refuse = True  # cleared before the app id is written
         with pytest.raises(LivyTaskStopped) as stopped:
             batch.wait(0.001)

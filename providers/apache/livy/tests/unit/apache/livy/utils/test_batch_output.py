@@ -98,7 +98,7 @@ class TestLinksAndLiveLog:
         batch.submit(SPARK)
         livy.batches[0].logs = [["stdout: ", "a"], ["stdout: ", "a", "b"], ["stdout: ", "a", "b", "c"]]
         batch.wait(0.001)
-        assert stored(store).log_cursor is not None
+        assert batch.record.log_cursor is not None  # stored with the next write
         batch.result()
         assert [r.getMessage() for r in caplog.records if r.getMessage() in ("stdout: ", "a", "b", "c")] == [
             "stdout: ",

@@ -45,11 +45,11 @@ from unit.apache.livy.utils.durable_helpers import (
 )
 
 
-def durable_with_retries(store: Any) -> DurableBatch:
+def durable_with_retries(store: Any, *, follow_log: bool = True) -> DurableBatch:
     """A durable batch whose hook retries reads at once (as a DAG's ``retry_args`` would)."""
     hook = LivyHook()
     hook.retry_args = {"stop": tenacity.stop_after_attempt(3), "wait": tenacity.wait_none()}
-    return DurableBatch(hook, store=store, key=KEY, id_key=ID_KEY, task=TASK, log=LOG, follow_log=True)
+    return DurableBatch(hook, store=store, key=KEY, id_key=ID_KEY, task=TASK, log=LOG, follow_log=follow_log)
 
 
 class TestWaiting:
@@ -100,7 +100,7 @@ class TestWaiting:
         # Livy crashed (one 503 from its gateway) and came back: id 0 now names another team's batch,
         # in the same state as ours was. Without a check its state and log would pass for ours.
         livy.states_for_new = ["running"] * 10
-        batch = durable_with_retries(store)
+        batch = durable_with_retries(store, follow_log=False)  # its polls read the state alone
         batch.submit(SPARK)
         livy.batches[0].name = "another-teams-batch"
         livy.queued["GET /batches/0/state"] = [(503, "restarting")]
@@ -109,9 +109,18 @@ class TestWaiting:
         assert requests_sent(livy)[-3:] == ["GET /batches/0/state", "GET /batches/0/state", "GET /batches/0"]
         assert "GET /batches/0/log" not in requests_sent(livy), "no line of the other batch's log is shown"
 
-    def test_polls_without_a_retry_read_only_the_state(self, livy, store):
+    def test_polls_without_a_retry_send_one_request_each(self, livy, store):
         livy.states_for_new = ["running", "running", "running", "success"]
         batch = durable_with_retries(store)
+        batch.submit(SPARK)
+        batch.wait(0.001)
+        polls = requests_sent(livy)[1:]
+        assert len(polls) == 4, polls  # the state or the whole batch (for its log's last lines)
+        assert "GET /batches/0/log" not in polls  # the short log came with the batch reads
+
+    def test_polls_without_a_live_log_read_only_the_state(self, livy, store):
+        livy.states_for_new = ["running", "running", "running", "success"]
+        batch = durable_with_retries(store, follow_log=False)
         batch.submit(SPARK)
         batch.wait(0.001)
         assert requests_sent(livy).count("GET /batches/0") == 1, "only the end is confirmed by a whole read"

@@ -21,7 +21,9 @@ import json
 import pytest
 
 from airflow.providers.apache.livy.utils.log_stream import (
+    BATCH_LOG_LINES,
     LogCursorError,
+    LogFollower,
     LogStream,
     page_lines,
     split_sections,
@@ -125,7 +127,7 @@ class TestReconnect:
     def test_the_cursor_is_small(self):
         stream = LogStream()
         stream.update(livy_log(job_lines(1000), job_lines(1000)))
-        assert len(json.dumps(stream.cursor)) < 120
+        assert len(json.dumps(stream.cursor)) < 160
 
     @pytest.mark.parametrize(
         "cursor",
@@ -137,11 +139,91 @@ class TestReconnect:
             {"stdout": [True, 0, ""]},
             {"stdout": [1, 1, "x" * 40]},
             {"stdout": "1"},
+            {"stdout": [1, ["short"]]},
+            {"stdout": [1, ["0123abcd", "0123abcd"]]},
+            {"stdout": [9, "0123abcd"]},
         ],
     )
     def test_a_cursor_not_ours_is_refused(self, cursor):
         with pytest.raises(LogCursorError):
             validate_cursor(cursor)
+
+
+def test_a_cursor_of_an_earlier_release_is_read_as_its_count():
+    stream = LogStream({"stdout": [3, 2, "0123456789abcdef"]})
+    assert stream.update(livy_log(job_lines(5))).lines == ["line 3", "line 4", "line 5", ERR]
+
+
+def batch_tail(log: list[str]) -> list[str]:
+    """The ``log`` of Livy's batch object: the last ten lines."""
+    return log[-BATCH_LOG_LINES:]
+
+
+class TestLastLines:
+    def test_a_few_new_lines_a_poll_are_each_shown_once_from_the_batch_objects(self):
+        lines = job_lines(400)
+        stream = LogStream()
+        shown = stream.update(livy_log(lines[:20])).lines
+        for count in range(27, 400, 7):  # past the ring's 200 lines too
+            update = stream.update_tail(batch_tail(livy_log(lines[:count])))
+            assert update is not None
+            shown.extend(update.lines)
+        assert shown == [OUT, *lines[:20], ERR, *lines[20:398]]
+
+    def test_more_new_lines_than_they_hold_cannot_tell_and_change_nothing(self):
+        lines = job_lines(100)
+        stream = LogStream()
+        stream.update(livy_log(lines[:20]))
+        cursor = stream.cursor
+        assert stream.update_tail(batch_tail(livy_log(lines[:30]))) is None
+        assert stream.cursor == cursor
+        assert stream.update(livy_log(lines[:30])).lines == lines[20:30]
+
+    def test_a_short_whole_log_starts_at_its_first_marker(self):
+        assert LogStream().update_tail(batch_tail(livy_log(job_lines(3)))).lines == [OUT, *job_lines(3), ERR]
+
+    def test_nothing_shown_yet_and_a_partial_view_cannot_tell(self):
+        assert LogStream().update_tail(batch_tail(livy_log(job_lines(30)))) is None
+
+    def test_yarn_diagnostics_after_the_job_lines_are_a_whole_section(self):
+        lines = job_lines(40)
+        stream = LogStream()
+        stream.update([*livy_log(lines[:30]), "\nYARN Diagnostics: ", "queued"])
+        update = stream.update_tail(
+            batch_tail([*livy_log(lines[:33]), "\nYARN Diagnostics: ", "queued", "ran"])
+        )
+        assert update is not None
+        assert update.lines == [*lines[30:33], "ran"]
+
+    def test_last_lines_inside_a_later_section_cannot_tell_about_the_first(self):
+        stream = LogStream()
+        diagnostics = [f"diag {i}" for i in range(12)]
+        stream.update([*livy_log(job_lines(5)), "\nYARN Diagnostics: ", *diagnostics[:11]])
+        assert (
+            stream.update_tail(batch_tail([*livy_log(job_lines(6)), "\nYARN Diagnostics: ", *diagnostics]))
+            is None
+        )
+
+    def test_repeated_lines_that_match_twice_cannot_tell(self):
+        stream = LogStream()
+        stream.update(livy_log(["tick"] * 20))
+        assert stream.update_tail(batch_tail(livy_log(["tick"] * 23))) is None
+
+    def test_a_tail_page_of_the_log_endpoint_is_followed_like_the_batch_objects_lines(self):
+        logged: list[str] = []
+        lines = job_lines(300)
+        follower = LogFollower(
+            None, type("Log", (), {"info": logged.append, "warning": logged.append})(), "b"
+        )
+        follower.show({"from": 0, "total": 102, "log": livy_log(lines[:100])})
+        log = livy_log(lines[:160])
+        assert follower.show_page({"from": len(log) - 70, "total": len(log), "log": log[-70:]}) == 60
+        assert logged[-60:] == lines[100:160]
+
+    def test_last_lines_that_are_not_a_list_are_an_error(self):
+        follower = LogFollower(None, None, "b")
+        with pytest.raises(ValueError, match="'log' is a list"):
+            follower.show_last_lines("text")
 
 
 @pytest.mark.parametrize("page", [None, {}, {"log": "text"}, ["line"]])

@@ -49,13 +49,26 @@ class TestSaving:
         batch.save(BatchRecord.of_batch(3))
         assert (batch.record, batch.durable, store_writes(journal)) == (BatchRecord.of_batch(3), False, 0)
 
-    def test_an_unchanged_record_is_not_written_again(self, store, journal):
+    def test_an_update_is_stored_with_the_next_write(self, store, journal):
         batch = tracked(store)
         batch.save(BatchRecord.of_batch(3))
-        batch.update(BatchRecord.of_batch(3))
-        batch.update(BatchRecord.of_batch(3).finished("success"))
+        batch.update(BatchRecord.of_batch(3).seen({"id": 3, "appId": "app-3"}))
+        assert store_writes(journal) == 1
+        batch.keep(batch.current.finished("success"))
         assert store_writes(journal) == 2
-        assert BatchRecord.from_stored(store.get(KEY)).final_state == "success"
+        assert BatchRecord.from_stored(store.get(KEY)).app_id == "app-3"
+
+    def test_an_update_waits_for_a_checkpoint_after_a_long_silence(self, store, journal, monkeypatch):
+        batch = tracked(store)
+        batch.save(BatchRecord.of_batch(3))
+        batch.update(BatchRecord.of_batch(3).with_log_cursor({"log": [2, ["0123abcd", "4567abcd"]]}))
+        batch.checkpoint()
+        assert store_writes(journal) == 1  # written a moment ago
+        monkeypatch.setattr(batch, "checkpoint_seconds", 0.0)
+        batch.checkpoint()
+        batch.checkpoint()  # nothing changed since
+        assert store_writes(journal) == 2
+        assert BatchRecord.from_stored(store.get(KEY)).log_cursor == {"log": [2, ["0123abcd", "4567abcd"]]}
 
     def test_a_refused_write_is_reported_to_the_kill_then_raised(self, store):
         class RefusingStore(type(store)):

@@ -67,6 +67,7 @@ __all__ = [
     "async_auth_type",
     "batch_ui_url",
     "follows_live_log",
+    "reads_state_from_batch",
     "sanitize_endpoint_prefix",
 ]
 
@@ -337,6 +338,22 @@ class LivyHook(_LivyHookBase, HttpHook):
 _OWN_DUMP_BATCH_LOGS = LivyHook.dump_batch_logs
 
 
+def _is_own(hook: Any, name: str, own: Any) -> bool:
+    """Whether ``hook``'s method ``name`` is this module's (not overridden in a subclass, nor mocked)."""
+    return getattr(type(hook), name, None) is own and name not in vars(hook)
+
+
+def reads_state_from_batch(hook: Any) -> bool:
+    """
+    Whether a poll that reads the whole batch may take its state from it instead of ``get_batch_state``.
+
+    Not when ``get_batch_state`` is overridden or mocked: such a hook (or test) was written for
+    provider 4.6.4, which called it on every poll. For a :class:`LivyHook` or a :class:`LivyAsyncHook`.
+    """
+    own = _OWN_ASYNC_GET_BATCH_STATE if isinstance(hook, LivyAsyncHook) else _OWN_GET_BATCH_STATE
+    return _is_own(hook, "get_batch_state", own)
+
+
 def follows_live_log(hook: Any) -> bool:
     """
     Whether to show Livy's log while waiting, through ``hook.get_batch_logs``.
@@ -344,9 +361,7 @@ def follows_live_log(hook: Any) -> bool:
     Not when ``dump_batch_logs`` is overridden or mocked: such a hook (or test) was written for
     provider 4.6.4, which showed the whole log once at the end, through that method.
     """
-    return getattr(type(hook), "dump_batch_logs", None) is _OWN_DUMP_BATCH_LOGS and (
-        "dump_batch_logs" not in vars(hook)
-    )
+    return _is_own(hook, "dump_batch_logs", _OWN_DUMP_BATCH_LOGS)
 
 
 class LivyAsyncHook(_LivyHookBase, HttpAsyncHook):
@@ -502,3 +517,7 @@ class LivyAsyncHook(_LivyHookBase, HttpAsyncHook):
         for line in pager.lines:
             self.log.info(line)
         return pager.lines
+
+
+_OWN_GET_BATCH_STATE = LivyHook.get_batch_state
+_OWN_ASYNC_GET_BATCH_STATE = LivyAsyncHook.get_batch_state

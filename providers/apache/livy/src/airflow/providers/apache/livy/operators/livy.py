@@ -426,6 +426,7 @@ class LivyOperator(ResumableJobMixin, BaseOperator):
             kill_policy=policy,
             publish_links=None if ti is None else lambda links: push_links(ti, links),
             follow_log=_follows_live_log(self.hook),
+            state_from_batch=_reads_state_from_batch(self.hook),
         )
 
     def _past_execution_timeout(self) -> bool:
@@ -503,6 +504,12 @@ def _async_auth_type(auth_type: Any) -> type | None:
     from airflow.providers.apache.livy.hooks.livy import async_auth_type
 
     return async_auth_type(auth_type)
+
+
+def _reads_state_from_batch(hook: Any) -> bool:
+    from airflow.providers.apache.livy.hooks.livy import reads_state_from_batch
+
+    return reads_state_from_batch(hook)
 
 
 def _follows_live_log(hook: Any) -> bool:

@@ -28,7 +28,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow.providers.apache.livy.hooks._transport import is_transient
-from airflow.providers.apache.livy.hooks.livy import LivyAsyncHook
+from airflow.providers.apache.livy.hooks.livy import LivyAsyncHook, reads_state_from_batch
 from airflow.providers.apache.livy.utils.batch_record import (
     BatchRecord,
     Identity,
@@ -38,6 +38,7 @@ from airflow.providers.apache.livy.utils.batch_record import (
     validate_batch_id,
 )
 from airflow.providers.apache.livy.utils.kill_policy import KillAction
+from airflow.providers.apache.livy.utils.log_pace import LogPace
 from airflow.providers.apache.livy.utils.log_stream import LIVE_PAGE_SIZE, LogFollower
 from airflow.providers.apache.livy.utils.redaction import redact_spark_params
 from airflow.providers.apache.livy.utils.states import BatchOutcome, batch_outcome
@@ -97,9 +98,11 @@ class LivyTrigger(BaseTrigger):
     ``"running"`` event carries them (``"batch"``: ``appId`` and ``appInfo``), for the operator to
     push as links before it defers again.
 
-    Polls read ``GET /batches/{id}/state``; with ``batch_name``, the whole batch is read on the
-    schedule of :class:`~airflow.providers.apache.livy.utils.batch_record.IdentityChecks` (as the
-    worker does), and a batch that is no longer ours ends the wait with an error.
+    Each poll is one request, as on the worker: ``GET /batches/{id}/state``, or the whole batch when
+    :class:`~airflow.providers.apache.livy.utils.batch_record.IdentityChecks` wants it (with
+    ``batch_name``: a batch that is no longer ours ends the wait with an error), when links are
+    awaited, or when the log's :class:`~airflow.providers.apache.livy.utils.log_pace.LogPace` wants
+    its last lines; the log endpoint is read besides only when those fell behind.
 
     :meth:`on_kill` (Airflow 3.3+: a user marked the deferred task failed or success, or cleared it)
     deletes the batch if it is still ours, unless ``on_kill_action="keep_batch"``.
@@ -176,6 +179,7 @@ class LivyTrigger(BaseTrigger):
         self._follow_log = follow_log
         self._log_cursor = log_cursor
         self._log_follower: LogFollower | None = None
+        self._log_pace = LogPace(float(polling_interval or 0))
         self._app_info: dict[str, Any] | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -257,15 +261,17 @@ class LivyTrigger(BaseTrigger):
             else time.monotonic() + self._execution_timeout.total_seconds()
         )
         checks = IdentityChecks(verified=False) if self._batch_name is not None else None
+        self._log_pace.endpoint_only = not reads_state_from_batch(hook)
         links_due = time.monotonic() + self.links_event_delay
         try:
             while True:
                 links_wanted = self._report_links and self._app_info is None
-                full_read = links_wanted or (checks is not None and checks.full_read_due())
-                state, full_read = await self._poll(hook, batch_id, full_read=full_read)
+                log_due = self._follow_log and self._log_pace.tail_due()
+                full_read = links_wanted or log_due or (checks is not None and checks.full_read_due())
+                state, batch = await self._poll(hook, batch_id, full_read=full_read)
                 if checks is not None:
-                    checks.polled(state, full_read=full_read)
-                if batch_outcome(state) is not BatchOutcome.ACTIVE and checks is not None and not full_read:
+                    checks.polled(state, full_read=batch is not None)
+                if batch_outcome(state) is not BatchOutcome.ACTIVE and checks is not None and batch is None:
                     state, _ = await self._poll(hook, batch_id, full_read=True)  # the end check
                     checks.polled(state, full_read=True)
                 if batch_outcome(state) is not BatchOutcome.ACTIVE:
@@ -277,24 +283,31 @@ class LivyTrigger(BaseTrigger):
                     # trigger that fires on its first poll.
                     return self._links_event(batch_id, state)
                 self.log.info("Batch %s is in state %s", batch_id, state)
-                await self._show_new_log_lines(hook, batch_id)
+                if batch is not None:
+                    self._show_log_tail(batch_id, batch)
+                if self._follow_log and self._log_pace.endpoint_due():
+                    await self._show_new_log_lines(hook, batch_id)
                 await asyncio.sleep(self._polling_interval)
+                self._log_pace.polled()
         except _WaitFailed as failure:
             return self._event("error", str(failure), transient=failure.transient)
 
-    async def _poll(self, hook: LivyAsyncHook, batch_id: int | str, *, full_read: bool) -> tuple[str, bool]:
-        """One poll: the state, and whether it came from reading (and checking) the whole batch."""
-        if full_read:
-            state = await self._read_own_batch_state(hook, batch_id)
-            if state is not None:
-                return state, True
+    async def _poll(
+        self, hook: LivyAsyncHook, batch_id: int | str, *, full_read: bool
+    ) -> tuple[str, dict[str, Any] | None]:
+        """One poll: the state, and the whole batch if this poll read (and checked) it."""
+        batch = await self._read_own_batch(hook, batch_id) if full_read else None
+        state = batch.get("state") if batch is not None else None
+        if isinstance(state, str) and not self._log_pace.endpoint_only:
+            return state, batch
         result = await hook.get_batch_state(batch_id)
         if result.get("status", "success") != "success":
             raise _WaitFailed(str(result.get("response")), transient=is_transient(result.get("status_code")))
         state = result.get("batch_state")
-        return str(getattr(state, "value", state)), full_read
+        return str(getattr(state, "value", state)), batch
 
-    async def _read_own_batch_state(self, hook: LivyAsyncHook, batch_id: int | str) -> str | None:
+    async def _read_own_batch(self, hook: LivyAsyncHook, batch_id: int | str) -> dict[str, Any]:
+        """Read the whole batch, check it is still ours, and take its app id and links."""
         result = await hook.get_batch(batch_id)
         batch = result["response"]
         if result["status"] != "success" or not isinstance(batch, dict):
@@ -311,28 +324,53 @@ class LivyTrigger(BaseTrigger):
         self._app_id = self._app_id or app_id_of(batch)
         if app_links_of(batch):
             self._app_info = batch.get("appInfo")
-        state = batch.get("state")
-        return state if isinstance(state, str) else None
+        return batch
 
     def _links_event(self, batch_id: int | str, state: str) -> dict[str, Any]:
         """The ``running`` event: the application's links are known while the batch runs."""
         batch = {"appId": self._app_id, "appInfo": self._app_info}
         return self._event("running", f"Batch {batch_id} is {state}", state=state, batch=batch)
 
-    async def _show_new_log_lines(self, hook: LivyAsyncHook, batch_id: int | str) -> None:
-        """Read Livy's log once and log the lines not shown yet; stop following it if it cannot be read."""
-        if not self._follow_log:
+    def _follower(self, batch_id: int | str) -> LogFollower:
+        if self._log_follower is None:
+            self._log_follower = LogFollower(self._log_cursor, self.log, f"Livy batch {batch_id}")
+        return self._log_follower
+
+    def _show_log_tail(self, batch_id: int | str, batch: dict[str, Any]) -> None:
+        """Log what is new among the last lines of the log that a whole read of the batch carried."""
+        if not self._follow_log or self._log_pace.endpoint_only:
             return
-        follower = self._log_follower or LogFollower(self._log_cursor, self.log, f"Livy batch {batch_id}")
-        self._log_follower = follower
-        result = await hook.get_batch_logs(batch_id, 0, LIVE_PAGE_SIZE)
+        if not isinstance(batch.get("log"), list):  # a server whose batch objects lack the log
+            self._log_pace.endpoint_only = True
+            return
+        self._log_pace.tail_read(self._follower(batch_id).show_last_lines(batch["log"]))
+
+    async def _show_new_log_lines(self, hook: LivyAsyncHook, batch_id: int | str) -> None:
+        """Read the log's end (all of it if that is not enough) and log the lines not shown yet."""
+        follower = self._follower(batch_id)
+        size = self._log_pace.endpoint_page_size()
         try:
-            if result["status"] != "success":
-                raise ValueError(result["response"])
-            follower.show(result["response"])
+            shown = None
+            if size != LIVE_PAGE_SIZE:
+                shown = follower.show_page(self._log_page(await hook.get_batch_logs(batch_id, -1, size)))
+            if shown is None:
+                shown = follower.show_page(
+                    self._log_page(await hook.get_batch_logs(batch_id, 0, LIVE_PAGE_SIZE))
+                )
         except ValueError as error:
-            self._follow_log = False
-            self.log.warning("Not following the log of Livy batch %s: %s", batch_id, error)
+            self._stop_following(batch_id, error)
+            return
+        self._log_pace.endpoint_read(shown or 0)
+
+    @staticmethod
+    def _log_page(result: dict[str, Any]) -> Any:
+        if result["status"] != "success":
+            raise ValueError(result["response"])
+        return result["response"]
+
+    def _stop_following(self, batch_id: int | str, error: Exception) -> None:
+        self._follow_log = False
+        self.log.warning("Not following the log of Livy batch %s: %s", batch_id, error)
 
     def _finished(self, batch_id: int | str, state: str) -> dict[str, Any]:
         if batch_outcome(state) is BatchOutcome.SUCCEEDED:

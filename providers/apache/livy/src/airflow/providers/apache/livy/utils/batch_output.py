@@ -18,8 +18,10 @@
 What a task shows of its Livy batch besides the state: links, the live log, the final log, the app id.
 
 Links (Livy's page, the Spark UI, the driver log) are handed to a callback as soon as they are
-known, and again when they change; the log is followed with one :class:`~.LogFollower`, and its
-cursor kept in the record so a later try, or a trigger, goes on where this one stopped.
+known, and again when they change; the log is followed with one :class:`~.LogFollower`, at the
+pace of a :class:`~.LogPace` (from the last lines of the batch reads the polls make, or from the log
+endpoint when those fall behind), and its cursor kept in the record so a later try, or a trigger,
+goes on where this one stopped.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.exceptions import AirflowException
 
 from airflow.providers.apache.livy.exceptions import LivyBatchNotFound, LivyBatchReplaced, LivyError
+from airflow.providers.apache.livy.utils.log_pace import LogPace
 from airflow.providers.apache.livy.utils.log_stream import (
     LIVE_PAGE_SIZE,
     LogCursorError,
@@ -61,6 +64,8 @@ class BatchOutput:
         self._published: dict[str, str] = {}
         self.follow_log = follow_log
         self._follower: LogFollower | None = None
+        self.pace = LogPace(0.0)
+        """When the polls read the log; :meth:`pace_log` sets it up for a wait."""
         self.logs_shown = False
         """Whether the batch's log already reached the task log (the end of it, or a trigger's)."""
 
@@ -103,27 +108,78 @@ class BatchOutput:
 
     # ---- The log -------------------------------------------------------------------------------
 
+    def pace_log(self, polling_interval: float, *, batch_reads: bool) -> None:
+        """
+        Follow the log at the pace of a wait polling every ``polling_interval`` seconds.
+
+        :param batch_reads: whether polls may read the whole batch instead of its state (not when
+            the hook's ``get_batch_state`` is a user's): else the log endpoint is read every poll.
+        """
+        self.pace = LogPace(polling_interval, endpoint_only=not batch_reads)
+
+    def log_tail_due(self) -> bool:
+        """Whether this poll should read the whole batch for the last lines of its log."""
+        return self.follow_log and self.pace.tail_due()
+
+    def polled(self) -> None:
+        """One poll went by: the log may have grown since it was last read."""
+        self.pace.polled()
+
+    def show_log_tail(self, batch: Mapping[str, Any]) -> None:
+        """Show what is new among the last lines of the log that a read of the whole batch carried."""
+        if not self.follow_log or self.pace.endpoint_only:
+            return
+        if not isinstance(batch.get("log"), list):  # a server whose batch objects lack the log
+            self.pace.endpoint_only = True
+            return
+        shown = self._log_follower().show_last_lines(batch["log"])
+        self.pace.tail_read(shown)
+        if shown is not None:
+            self._note_log_cursor()
+
+    def show_log_if_due(self) -> None:
+        """Read the log endpoint when the batch reads' lines fell behind (or tell nothing)."""
+        if self.follow_log and self.pace.endpoint_due():
+            self.show_new_log_lines()
+
     def show_new_log_lines(self) -> None:
         """
-        Read Livy's log once and write the lines not shown yet to the task log; remember how far.
+        Read the log's end from Livy and write the lines not shown yet to the task log.
 
-        One ``get_batch_logs`` request; the cursor is stored only when new lines were shown. A log
-        that cannot be read is reported once, and the wait goes on without it.
+        One ``get_batch_logs`` request for as many last lines as the pace expects (all of them
+        while it is unknown); a second one, for all, if those do not reach back to what was shown.
+        The cursor is kept in the record (stored with its next write). A log that cannot be read is
+        reported once, and the wait goes on without it.
         """
         if not self.follow_log:
             return
-        tracked = self.tracked
-        record = tracked.current
-        follower = self._follower or LogFollower(record.log_cursor, self.log, record.describe())
-        self._follower = follower
+        follower = self._log_follower()
+        batch_id = self.tracked.current_id
+        size = self.pace.endpoint_page_size()
         try:
-            shown = follower.show(self.hook.get_batch_logs(tracked.current_id, 0, LIVE_PAGE_SIZE))
+            shown = None
+            if size != LIVE_PAGE_SIZE:
+                shown = follower.show_page(self.hook.get_batch_logs(batch_id, -1, size))
+            if shown is None:
+                shown = follower.show_page(self.hook.get_batch_logs(batch_id, 0, LIVE_PAGE_SIZE))
         except (LivyError, ValueError, OSError) as error:
-            self.follow_log = False
-            self.log.warning("Not following the log of %s: %s", record.describe(), error)
+            self._stop_following(error)
             return
-        if shown:
-            tracked.update(tracked.current.with_log_cursor(follower.cursor))
+        self.pace.endpoint_read(shown or 0)
+        self._note_log_cursor()
+
+    def _log_follower(self) -> LogFollower:
+        record = self.tracked.current
+        self._follower = self._follower or LogFollower(record.log_cursor, self.log, record.describe())
+        return self._follower
+
+    def _note_log_cursor(self) -> None:
+        if self._follower is not None:
+            self.tracked.update(self.tracked.current.with_log_cursor(self._follower.cursor))
+
+    def _stop_following(self, error: Exception) -> None:
+        self.follow_log = False
+        self.log.warning("Not following the log of %s: %s", self.tracked.current.describe(), error)
 
     def absorb_log_cursor(self, cursor: Any) -> None:
         """Take over how far a trigger showed the log (its event's ``log_cursor``)."""
@@ -142,6 +198,8 @@ class BatchOutput:
             return
         self.logs_shown = True
         if self.follow_log and self.tracked.current.log_cursor:
+            # Its end, once more: Livy reads the job's output on a thread of its own, so its last
+            # lines may reach the buffer after the state ended.
             self.show_new_log_lines()
             return
         try:

@@ -17,9 +17,11 @@
 """
 Waiting for a try's Livy batch to finish: polls, their identity checks, and the final state.
 
-Each poll reads ``/batches/{id}/state``; the whole batch is read when :class:`~.IdentityChecks`
-says it is due (the state changed, every so often), to check it is still ours and learn its
-application's links. A terminal state is confirmed by a whole read before it is recorded.
+Each poll is one request: ``/batches/{id}/state``, or the whole batch when :class:`~.IdentityChecks`
+says it is due (the state changed, every so often: to check it is still ours), when its
+application's links are awaited, or when the log's :class:`~.LogPace` wants its last lines. The log
+endpoint is read besides only when those lines fell behind. A terminal state is confirmed by a
+whole read before it is recorded.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ class BatchWait:
     Polls the tracked batch until it finishes, acting on a kill request between two sleeps.
 
     :param retry_args: passed to ``get_batch_state``, as the released operator did.
+    :param state_from_batch: whether a poll that reads the whole batch takes its state from it. Not
+        when the hook's ``get_batch_state`` is a user's (overridden or mocked): that is called on
+        every poll, as provider 4.6.4 did.
     """
 
     sleep_slice = 0.5
@@ -56,6 +61,8 @@ class BatchWait:
         output: BatchOutput,
         kill: BatchKill,
         retry_args: dict[str, Any] | None = None,
+        *,
+        state_from_batch: bool = True,
     ) -> None:
         self.tracked = tracked
         self.output = output
@@ -63,6 +70,7 @@ class BatchWait:
         self.hook = tracked.hook
         self.log = tracked.log
         self.retry_args = retry_args
+        self.state_from_batch = state_from_batch
         self.last_state: str | None = None
 
     def wait(self, polling_interval: float) -> None:
@@ -71,18 +79,23 @@ class BatchWait:
             "Waiting for %s to finish, polling every %s s", self.tracked.current.describe(), polling_interval
         )
         checks = IdentityChecks(verified=self.tracked.verified)
+        output = self.output
+        output.pace_log(polling_interval, batch_reads=self.state_from_batch)
         links_read = False
         while True:
             links_due = not links_read and self._links_due()
             links_read = links_read or links_due
-            state, batch = self._poll(full_read=checks.full_read_due() or links_due)
+            identity_due = checks.full_read_due() or links_due
+            state, batch = self._poll(full_read=identity_due or output.log_tail_due(), fence=identity_due)
             checks.polled(state, full_read=batch is not None)
-            self.output.publish_links()
+            output.publish_links()
             if self._recorded_if_finished(state, batch, checks):
                 return
             self.log.info("%s is %s", self.tracked.current.describe(), state)
-            self.output.show_new_log_lines()
+            output.show_log_if_due()
+            self.tracked.checkpoint()
             self.sleep(polling_interval)
+            output.polled()
 
     def _links_due(self) -> bool:
         """
@@ -123,7 +136,8 @@ class BatchWait:
             self.output.publish_links()
             if self._recorded_if_finished(state, batch):
                 return True
-            self.output.show_new_log_lines()
+            self.output.show_log_if_due()
+            self.output.polled()
         return False
 
     def sleep(self, seconds: float) -> None:
@@ -139,27 +153,30 @@ class BatchWait:
     def record_final_state(self, state: str | None) -> None:
         """Record the terminal ``state`` a trigger saw (``None``: it saw none)."""
         if state is not None and batch_outcome(state) is not BatchOutcome.ACTIVE:
-            self.tracked.keep(self.tracked.current.finished(state))
+            self._record_finished(state, None)
 
-    def _poll(self, *, full_read: bool) -> tuple[str, dict[str, Any] | None]:
+    def _poll(self, *, full_read: bool, fence: bool = True) -> tuple[str, dict[str, Any] | None]:
         """
         One poll: the state, and the whole batch if this poll read it (then checked to be ours).
 
-        A batch known by its id alone (no name, no app id) has nothing to check: only its state is read.
+        ``fence``: a whole read also checks that no later try took the batch over (a store read).
         """
-        state, batch = self._read(full_read)
+        state, batch = self._read(full_read, fence)
         self.last_state = state
+        if batch is not None:
+            self.output.show_log_tail(batch)
         return state, batch
 
-    def _read(self, full_read: bool) -> tuple[str, dict[str, Any] | None]:
+    def _read(self, full_read: bool, fence: bool = True) -> tuple[str, dict[str, Any] | None]:
         tracked = self.tracked
         self.kill.raise_if_deleted()
         try:
-            readable = tracked.current.is_identifiable or self.output.links_wanted
+            readable = tracked.current.is_identifiable or self.output.links_wanted or self.output.follow_log
             batch = tracked.read_own_batch() if full_read and readable else None
             if batch is not None:
-                tracked.fence()
-                if isinstance(batch.get("state"), str):
+                if fence:
+                    tracked.fence()
+                if self.state_from_batch and isinstance(batch.get("state"), str):
                     return batch["state"], batch
             retried = self._retried_reads()
             state = self.hook.get_batch_state(tracked.current_id, retry_args=self.retry_args)
@@ -190,11 +207,16 @@ class BatchWait:
         tracked = self.tracked
         if batch is None and tracked.current.is_identifiable:
             batch = tracked.read_own_batch()
+            self.output.show_log_tail(batch)
             state = batch["state"] if isinstance(batch.get("state"), str) else state
             if checks is not None:
                 checks.polled(state, full_read=True)
             if batch_outcome(state) is BatchOutcome.ACTIVE:
                 return False
         self.log.info("%s finished in state %s", tracked.current.describe(), state)
-        tracked.keep(tracked.current.finished(state, batch))
+        self._record_finished(state, batch)
         return True
+
+    def _record_finished(self, state: str, batch: dict[str, Any] | None) -> None:
+        """Store the final state: a retry needs no Livy to know it (Livy forgets a finished batch)."""
+        self.tracked.keep(self.tracked.current.finished(state, batch))

@@ -77,6 +77,8 @@ class DurableBatch:
     :param publish_links: called with the batch's links (``livy_batch``, ``spark_ui``,
         ``driver_log``) that are new or changed, as soon as they are known, e.g. to push XComs.
     :param follow_log: show new lines of Livy's log in the task log while waiting.
+    :param state_from_batch: polls that read the whole batch take its state from it; ``False`` when
+        the hook's ``get_batch_state`` is a user's, which is then called on every poll.
     """
 
     def __init__(
@@ -92,6 +94,7 @@ class DurableBatch:
         kill_policy: KillPolicy | None = None,
         publish_links: LinkPublisher | None = None,
         follow_log: bool = False,
+        state_from_batch: bool = True,
     ) -> None:
         try_number = None if task is None else task.try_number
         records = (
@@ -100,7 +103,9 @@ class DurableBatch:
         self.tracked = TrackedBatch(hook, records, key, log)
         self.output = BatchOutput(self.tracked, publish_links, follow_log)
         self.kill = BatchKill(self.tracked, kill_policy or KillPolicy())
-        self.waiting = BatchWait(self.tracked, self.output, self.kill, retry_args)
+        self.waiting = BatchWait(
+            self.tracked, self.output, self.kill, retry_args, state_from_batch=state_from_batch
+        )
         self.resuming = BatchResume(self.tracked, self.output, task, retry_args)
         self.submitting = BatchSubmit(self.tracked, self.resuming, self.output, self.kill, task)
         self.task = task
@@ -127,8 +132,9 @@ class DurableBatch:
         The record of the batch the mixin hands back (its id), once per try.
 
         What this try already knows (it resumed or submitted the batch, and may since have found it
-        under another id) wins; otherwise the stored record if it describes that batch, else a
-        record of the bare id.
+        under another id) wins; otherwise the stored record if it describes that batch (a record
+        written ahead of the POST takes the id: the mixin stored it, the record was not written
+        again), else a record of the bare id.
         """
         tracked = self.tracked
         if tracked.record is None:

@@ -24,6 +24,7 @@ record changes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,9 @@ class TrackedBatch:
     :param log: the operator's logger.
     """
 
+    checkpoint_seconds = 600.0
+    """A record changed only in memory (a log cursor, an app id) is stored at most this often."""
+
     def __init__(self, hook: LivyHook, records: RecordStore | None, key: str, log: logging.Logger | Any):
         self.hook = hook
         self.records = records
@@ -60,6 +64,8 @@ class TrackedBatch:
         self.verified = False
         """Whether this try has checked that the batch under the record's id is ours."""
         self._warned_unstored = False
+        self._unstored = False
+        self._last_write = time.monotonic()
         self.on_write_failed: Callable[[Exception], None] = _no_reaction
         """Called when a write is refused, before the error is raised (the kill uses it)."""
 
@@ -104,19 +110,31 @@ class TrackedBatch:
         """
         Store ``record`` if the store takes it: a write a retry can do without.
 
-        That is an id, an app id, a final state or a log cursor: Livy, or the next write, has them.
-        A write that fails while Airflow still runs the try is logged (once) and does not fail it:
-        the record stays current in memory, and the next write stores it whole.
+        That is an id or a final state: Livy, or the next write, has them. A write that fails while
+        Airflow still runs the try is logged (once) and does not fail it: the record stays current
+        in memory, and the next write stores it whole.
         """
         self._write(record, required=False)
 
     def update(self, record: BatchRecord) -> None:
-        """Keep ``record`` (:meth:`keep`) if it differs from the current one."""
+        """
+        Take ``record`` as current (a log cursor, an app id, links): the next write stores it.
+
+        Nothing is written now, so a task writes the store a few times whatever its log or its
+        length; :meth:`checkpoint` writes it when it waited long.
+        """
         if record != self.record:
-            self.keep(record)
+            self.record = record
+            self._unstored = self.records is not None
+
+    def checkpoint(self) -> None:
+        """Store the record if it changed and nothing was written for :attr:`checkpoint_seconds`."""
+        if self._unstored and time.monotonic() - self._last_write >= self.checkpoint_seconds:
+            self.keep(self.current)
 
     def _write(self, record: BatchRecord, *, required: bool) -> None:
         if self.records is not None:
+            self._last_write = time.monotonic()
             try:
                 self.records.write(record)
             except LivyBatchTakenOver:
@@ -126,6 +144,10 @@ class TrackedBatch:
                 if required:
                     raise
                 self._report_unstored(record, error)
+                self._unstored = True
+                self.record = record
+                return
+        self._unstored = False
         self.record = record
 
     def _report_unstored(self, record: BatchRecord, error: Exception) -> None:
