@@ -88,7 +88,9 @@ class TestCreating:
         assert isinstance(batch["id"], int)
         assert (batch["name"], batch["owner"], batch["proxyUser"], batch["appId"]) == (name, None, None, None)
         assert batch["appInfo"] == {"driverLogUrl": None, "sparkUiUrl": None}
-        assert batch["state"] == "running", "local mode: running as soon as spark-submit is started"
+        # Local mode: running as soon as spark-submit started. Livy learns that on a thread of its own
+        # (SparkProcApp's listener), so on a busy machine its reply can still say starting.
+        assert batch["state"] in ("starting", "running")
         assert reply.headers["Location"] == f"/batches/{batch['id']}"
 
     def test_a_duplicate_name_is_refused_while_the_first_batch_is_known(self, server: Server) -> None:
