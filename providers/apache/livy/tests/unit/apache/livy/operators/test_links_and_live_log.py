@@ -160,7 +160,7 @@ class TestPolling:
 
     @pytest.mark.airflow33  # the record is kept in the task state store
     @pytest.mark.parametrize(("lines", "outcome"), [(10, "success"), (1000, "success"), (1000, "dead")])
-    def test_a_task_writes_the_store_four_times_whatever_its_log(self, scripted, store, lines, outcome):
+    def test_a_task_writes_the_store_five_times_whatever_its_log(self, scripted, store, lines, outcome):
         script_batch(scripted, lines=lines, polls=20)
         scripted.states_for_new[-1] = outcome
         ti = JournaledTaskInstance(journal=scripted.journal)
@@ -170,8 +170,8 @@ class TestPolling:
             with pytest.raises(AirflowException, match="did not succeed"):
                 run(scripted, store, ti)
         writes = [entry[1] for entry in scripted.journal if entry[0] == "store"]
-        # Ahead of the POST, the mixin's id, the final state; then the delivered result, if any.
-        assert writes == [KEY, "livy_batch_id", KEY, KEY][: 4 if outcome == "success" else 3]
+        # Ahead of the POST, the id (the record's, the mixin's), the final state, the delivered result.
+        assert writes == [KEY, KEY, "livy_batch_id", KEY, KEY][: 5 if outcome == "success" else 4]
         final = BatchRecord.from_stored(store.get(KEY))
         assert final.final_state == outcome
         if outcome == "success":  # stored with the delivered result, after the log's end was shown
@@ -298,7 +298,7 @@ class TestDeferrable:
         assert ti.xcoms["_link_SparkUiLink"] == SPARK_UI
 
     @pytest.mark.airflow33  # the record is kept in the task state store
-    def test_a_deferred_task_writes_the_store_four_times(self, scripted, store, logs):
+    def test_a_deferred_task_writes_the_store_five_times(self, scripted, store, logs):
         script_batch(scripted, lines=10, polls=3)
         ti = JournaledTaskInstance(journal=scripted.journal)
         context = {"ti": ti, "task_state_store": store}
@@ -312,7 +312,7 @@ class TestDeferrable:
         event["log_cursor"] = trigger_cursor.cursor
         assert operator(deferrable=True, polling_interval=5).execute_complete(context, event) == 0
         writes = [entry[1] for entry in scripted.journal if entry[0] == "store"]
-        assert writes == [KEY, "livy_batch_id", KEY, KEY]  # ahead, the id, the final state, delivered
+        assert writes == [KEY, KEY, "livy_batch_id", KEY, KEY]  # ahead, the ids, final state, delivered
         final = BatchRecord.from_stored(store.get(KEY))
         assert (final.final_state, final.delivered_try) == ("success", 1)
         assert final.log_cursor == trigger_cursor.cursor

@@ -105,11 +105,7 @@ def remember(store: MemoryTaskStateStore, earlier: dict[str, Any]) -> None:
 
 
 def stored(store: MemoryTaskStateStore) -> BatchRecord:
-    """The record as a retry reads it: with the id the mixin stored after the POST."""
-    mixin_id = store.get("livy_batch_id")
-    return BatchRecord.from_stored(store.get(RECORD_KEY)).with_stored_id(
-        mixin_id if isinstance(mixin_id, int) else None
-    )
+    return BatchRecord.from_stored(store.get(RECORD_KEY))
 
 
 class TestLivyOperatorInit:
@@ -325,11 +321,12 @@ class TestLivyOperatorResumable:
             (entry[1], json.loads(entry[2]).get("batch_id")) if entry[1] == RECORD_KEY else entry[:3]
             for entry in livy.journal
         ]
-        # The record with the name, then the POST; the id (the mixin's) before a poll.
-        assert kinds[:4] == [
+        # The record with the name, then the POST; the id (in the record, then the mixin's) before a poll.
+        assert kinds[:5] == [
             (RECORD_KEY, None),
             ("http", "POST", "/batches"),
-            ("store", KEY, "0"),  # the mixin's (the record is not written again for the id)
+            (RECORD_KEY, 0),
+            ("store", KEY, "0"),
             ("http", "GET", "/batches/0"),  # the first poll reads the whole batch: its log's last lines
         ]
         write_ahead = json.loads(livy.journal[0][2])

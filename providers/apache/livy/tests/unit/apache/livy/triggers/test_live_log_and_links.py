@@ -180,6 +180,21 @@ async def test_the_links_event_leaves_the_log_to_the_worker(livy_server, livy_lo
     assert "/batches/1/log" not in livy_server.paths()
 
 
+async def test_a_links_trigger_hands_back_the_cursor_it_was_given(livy_server):
+    livy_server.reply(
+        "GET",
+        "/batches/1",
+        json_body={**batch_read("running", 3), "appId": "app-1", "appInfo": RUNNING_INFO},
+    )
+    given = LogStream()
+    given.update(livy_log(2)["log"])  # what the worker showed before deferring
+    trigger = LivyTrigger(
+        batch_id=1, spark_params={}, polling_interval=POLL, report_links=True, log_cursor=given.cursor
+    )
+    event = await run_trigger(trigger)
+    assert (event["status"], event["log_cursor"]) == ("running", given.cursor)
+
+
 async def test_the_links_event_waits_for_its_delay_while_the_log_is_followed(
     livy_server, livy_logs, monkeypatch
 ):

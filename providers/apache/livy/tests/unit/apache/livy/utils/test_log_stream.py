@@ -164,11 +164,11 @@ class TestLastLines:
         lines = job_lines(400)
         stream = LogStream()
         shown = stream.update(livy_log(lines[:20])).lines
-        for count in range(27, 400, 7):  # past the ring's 200 lines too
+        for count in range(25, 400, 5):  # past the ring's 200 lines too
             update = stream.update_tail(batch_tail(livy_log(lines[:count])))
             assert update is not None
             shown.extend(update.lines)
-        assert shown == [OUT, *lines[:20], ERR, *lines[20:398]]
+        assert shown == [OUT, *lines[:20], ERR, *lines[20:395]]
 
     def test_more_new_lines_than_they_hold_cannot_tell_and_change_nothing(self):
         lines = job_lines(100)
@@ -190,10 +190,10 @@ class TestLastLines:
         stream = LogStream()
         stream.update([*livy_log(lines[:30]), "\nYARN Diagnostics: ", "queued"])
         update = stream.update_tail(
-            batch_tail([*livy_log(lines[:33]), "\nYARN Diagnostics: ", "queued", "ran"])
+            batch_tail([*livy_log(lines[:32]), "\nYARN Diagnostics: ", "queued", "ran"])
         )
         assert update is not None
-        assert update.lines == [*lines[30:33], "ran"]
+        assert update.lines == [*lines[30:32], "ran"]
 
     def test_last_lines_inside_a_later_section_cannot_tell_about_the_first(self):
         stream = LogStream()
@@ -208,6 +208,26 @@ class TestLastLines:
         stream = LogStream()
         stream.update(livy_log(["tick"] * 20))
         assert stream.update_tail(batch_tail(livy_log(["tick"] * 23))) is None
+
+    @pytest.mark.parametrize(
+        ("before", "after"),
+        [
+            (["waiting"] * 4, ["waiting", "waiting", *[f"y{i}" for i in range(7)]]),
+            (["a", "", "=========="], ["b", "", "==========", *[f"y{i}" for i in range(8)]]),
+        ],
+    )
+    def test_repeated_lines_that_only_begin_in_them_cannot_tell(self, before, after):
+        stream = LogStream()
+        stream.update(livy_log(before))
+        assert stream.update_tail(batch_tail(livy_log([*before, *after]))) is None
+        assert stream.update(livy_log([*before, *after])).lines == after  # the whole log: each once
+
+    def test_a_count_lower_than_what_was_shown_finds_the_lines_further_on(self):
+        stream = LogStream({"stdout": [3, []]})  # an earlier release's cursor: the count alone
+        stream.update(livy_log(job_lines(5)))  # shows from line 3 on: anchors end at line 5
+        lines = job_lines(9)
+        low = LogStream({"stdout": [4, stream.cursor["stdout"][1]]})  # counted 4, shown up to 5 (6)
+        assert low.update(livy_log(lines)).lines == [*lines[5:], ERR]
 
     def test_a_tail_page_of_the_log_endpoint_is_followed_like_the_batch_objects_lines(self):
         logged: list[str] = []

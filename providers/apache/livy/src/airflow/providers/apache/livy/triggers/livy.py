@@ -243,10 +243,15 @@ class LivyTrigger(BaseTrigger):
         }
 
     def _log_progress(self) -> dict[str, Any]:
-        """``{"log_cursor": ...}`` while following the log, so the worker shows only the rest."""
+        """
+        ``{"log_cursor": ...}``: how far the log was shown, so the worker shows only the rest.
+
+        A trigger that does not follow the log hands back the cursor it was given: the worker keeps
+        it in memory only until its next write, so the task would otherwise show those lines again.
+        """
         if self._log_follower is not None:
             return {"log_cursor": self._log_follower.cursor}
-        return {"log_cursor": self._log_cursor} if self._follow_log else {}
+        return {"log_cursor": self._log_cursor} if self._follow_log or self._log_cursor else {}
 
     async def poll_for_termination(self, batch_id: int | str) -> dict[str, Any]:
         """

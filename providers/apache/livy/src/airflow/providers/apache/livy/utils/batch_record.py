@@ -254,16 +254,6 @@ class BatchRecord:
         self._require(self.awaits_creation, "created")
         return dataclasses.replace(self, batch_id=batch_id)
 
-    def with_stored_id(self, batch_id: int | None) -> BatchRecord:
-        """
-        The record with the id the mixin stored, if it was written ahead of the POST and not since.
-
-        A try does not write the record again for the id alone: the mixin stores it right after. If
-        the id belongs to an earlier submission (a try died between writing ahead and posting), the
-        identity check finds another name under it, and the batch is looked up by this name.
-        """
-        return self.created(batch_id) if self.awaits_creation and batch_id is not None else self
-
     def found(self, batch: Mapping[str, Any]) -> BatchRecord:
         """The batch was found by its name; take its id and app id."""
         self._require(self.name is not None and self.final_state is None, "found")

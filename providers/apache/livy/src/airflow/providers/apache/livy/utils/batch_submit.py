@@ -82,8 +82,7 @@ class BatchSubmit:
             # over the record read before it: else the next POST would reuse that name and adopt it.
             record = self._next_submission(tracked.record or previous, prefix)
             tracked.save(record)
-            # Not written: the mixin stores the id next, and the written-ahead name finds the batch.
-            tracked.update(record.created(self._create(record, batch_kwargs)))
+            tracked.keep(record.created(self._create(record, batch_kwargs)))
         tracked.verified = True
         self.output.publish_links()
         self.kill.honour_request()

@@ -132,9 +132,8 @@ class DurableBatch:
         The record of the batch the mixin hands back (its id), once per try.
 
         What this try already knows (it resumed or submitted the batch, and may since have found it
-        under another id) wins; otherwise the stored record if it describes that batch (a record
-        written ahead of the POST takes the id: the mixin stored it, the record was not written
-        again), else a record of the bare id.
+        under another id) wins; otherwise the stored record if it describes that batch, else a
+        record of the bare id.
         """
         tracked = self.tracked
         if tracked.record is None:

@@ -33,13 +33,13 @@ import dataclasses
 import math
 
 from airflow.providers.apache.livy.utils.log_stream import (
+    ANCHOR_LINES,
     BATCH_LOG_LINES,
     LIVE_PAGE_SIZE,
-    MIN_TAIL_ANCHOR,
     SECTION_MARKERS,
 )
 
-TAIL_CAPACITY = BATCH_LOG_LINES - MIN_TAIL_ANCHOR - 1
+TAIL_CAPACITY = BATCH_LOG_LINES - ANCHOR_LINES - 1
 """New lines a batch object can show at most: its last lines less the shown ones it is found by and
 the ``stderr:`` marker that ends a batch's log."""
 

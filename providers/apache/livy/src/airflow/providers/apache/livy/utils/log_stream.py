@@ -46,8 +46,6 @@ UNMARKED = "log"
 """The name of lines before any marker (a server or gateway that sends no markers)."""
 ANCHOR_LINES = 4
 """How many of the last shown lines of a section identify (by a short hash each) where it continues."""
-MIN_TAIL_ANCHOR = 2
-"""How many of them the last lines of a log must hold to continue a section there (fewer if fewer shown)."""
 LIVE_PAGE_SIZE = -1
 """``size`` of a log request for everything Livy buffers (its rings bound it)."""
 BATCH_LOG_LINES = 10
@@ -174,10 +172,14 @@ def _continues_at(lines: Sequence[str], cursor: SectionCursor) -> int | None:
     if not cursor.anchors:
         return min(cursor.shown, len(lines))
     hashes = _Hashes(lines)
-    for end in range(min(cursor.shown, len(lines)), len(cursor.anchors) - 1, -1):
+    counted = min(cursor.shown, len(lines))
+    for end in range(counted, len(cursor.anchors) - 1, -1):
         if hashes.end_at(end, cursor.anchors):
             return end
-    return None
+    # Past the count: fewer lines were counted than shown (repeated lines made a tail match early).
+    return next(
+        (end for end in range(counted + 1, len(lines) + 1) if hashes.end_at(end, cursor.anchors)), None
+    )
 
 
 def _tail_continues_at(lines: Sequence[str], cursor: SectionCursor) -> int | None:
@@ -185,18 +187,14 @@ def _tail_continues_at(lines: Sequence[str], cursor: SectionCursor) -> int | Non
     Where the last lines of a section continue after what ``cursor`` showed; ``None`` if unsure.
 
     ``lines`` lack the section's start, so the count says nothing: the last shown lines are found by
-    their hashes (at least :data:`MIN_TAIL_ANCHOR` of them, or all if fewer were shown), and only a
-    single match is taken.
+    their hashes, all of them (up to :data:`ANCHOR_LINES`) inside ``lines``, and only a single match
+    is taken. A match that only begins in ``lines`` could continue before them (repeated lines):
+    that is no match.
     """
-    needed = min(len(cursor.anchors), MIN_TAIL_ANCHOR)
-    if cursor.shown == 0 or needed == 0:
+    if cursor.shown == 0 or not cursor.anchors:
         return None
     hashes = _Hashes(lines)
-    ends = [
-        end
-        for end in range(needed, len(lines) + 1)
-        if hashes.end_at(end, cursor.anchors[len(cursor.anchors) - min(end, len(cursor.anchors)) :])
-    ]
+    ends = [end for end in range(len(cursor.anchors), len(lines) + 1) if hashes.end_at(end, cursor.anchors)]
     return ends[0] if len(ends) == 1 else None
 
 

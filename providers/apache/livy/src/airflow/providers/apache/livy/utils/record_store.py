@@ -69,19 +69,8 @@ class RecordStore:
         self.log = log
 
     def read(self) -> BatchRecord | None:
-        """
-        The stored record, or ``None`` if there is none or it is not ours (logged).
-
-        A record written ahead of its POST comes with the id the mixin stored after it: a try
-        does not write the record again for the id alone (see :meth:`.BatchRecord.with_stored_id`).
-        """
-        record = self.parse(self.store.get(self.key))
-        return None if record is None else record.with_stored_id(self.mixin_id())
-
-    def mixin_id(self) -> int | None:
-        """The batch id the mixin stored (0 too), or ``None``."""
-        value = None if self.id_key is None else self.store.get(self.id_key)
-        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+        """The stored record, or ``None`` if there is none or it is not ours (logged)."""
+        return self.parse(self.store.get(self.key))
 
     def parse(self, value: Any) -> BatchRecord | None:
         """Read a stored value; one that is not ours is logged and treated as nothing stored."""
@@ -107,7 +96,7 @@ class RecordStore:
         if self.try_number is None:
             return
         try:
-            stored = self.parse(self.store.get(self.key))
+            stored = self.read()
         except Exception as error:  # the record cannot be read: nothing says a later try took over
             self.log.warning("Could not read the record to check who owns the batch: %s", error)
             return
